@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 from .base import ExecResult, KillReason, OutputLimits
 
@@ -103,14 +104,16 @@ def run_capped(
     )
 
 
-def _write_stdin(pipe, data: bytes) -> None:  # type: ignore[no-untyped-def]
+def _write_stdin(pipe: IO[bytes], data: bytes) -> None:
     with contextlib.suppress(BrokenPipeError):
         pipe.write(data)
     with contextlib.suppress(BrokenPipeError):
         pipe.close()
 
 
-def _pump(proc: subprocess.Popen[bytes], buffer: _CappedBuffer, *, deadline: float, read_limit: int) -> KillReason | None:
+def _pump(
+    proc: subprocess.Popen[bytes], buffer: _CappedBuffer, *, deadline: float, read_limit: int
+) -> KillReason | None:
     """Read output until the process has exited and its output is closed; return why it was cut short."""
     assert proc.stdout is not None
     out_fd = proc.stdout.fileno()

@@ -147,9 +147,7 @@ class WorkspaceFS:
             entries = []
             for name in sorted(os.listdir(fd)):
                 st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-                entries.append(
-                    Entry(name, stat.S_ISDIR(st.st_mode), stat.S_ISLNK(st.st_mode), st.st_size)
-                )
+                entries.append(Entry(name, stat.S_ISDIR(st.st_mode), stat.S_ISLNK(st.st_mode), st.st_size))
             return entries
         finally:
             os.close(fd)

@@ -1,0 +1,17 @@
+"""What the agent can do: shell, file editing, code search, finish."""
+
+from __future__ import annotations
+
+from .base import Observation, Tool, ToolBox, ToolContext, ToolError
+
+
+def default_tools() -> list[Tool]:
+    """The core tool set, with exactly the names the models and scripted reply files use."""
+    from .files import Create, Insert, StrReplace, UndoEdit, View
+    from .search import Finish, Glob, Grep
+    from .shell import Shell
+
+    return [Shell(), View(), Create(), StrReplace(), Insert(), UndoEdit(), Grep(), Glob(), Finish()]
+
+
+__all__ = ["Observation", "Tool", "ToolBox", "ToolContext", "ToolError", "default_tools"]

@@ -1,0 +1,162 @@
+"""Typed events: every step emits them; the trajectory, the renderers and replay all read the same ones."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+
+class ToolCallRecord(BaseModel):
+    """A tool call as the model made it (arguments may be unparsable text)."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] | None = None
+    raw_arguments: str | None = None
+
+
+class Usage(BaseModel):
+    """Tokens of one model call or of a whole run."""
+
+    prompt: int = 0
+    completion: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(prompt=self.prompt + other.prompt, completion=self.completion + other.completion)
+
+
+class CheckResult(BaseModel):
+    """One task check: a shell command whose exit status says whether the task succeeded."""
+
+    command: str
+    exit_code: int
+    passed: bool
+    output: str = ""
+    duration_s: float = 0.0
+
+
+class _Event(BaseModel):
+    run_id: str = ""
+    step: int = 0
+    ts: float = Field(default_factory=time.time)
+
+
+class RunStarted(_Event):
+    type: Literal["run_started"] = "run_started"
+    task: str
+    model: str
+    workspace: str
+    sandbox: dict[str, Any] = {}
+    config: dict[str, Any] = {}
+    start_snapshot: str | None = None
+    version: str = ""
+
+
+class ModelReply(_Event):
+    type: Literal["model_reply"] = "model_reply"
+    content: str | None = None
+    tool_calls: list[ToolCallRecord] = []
+    usage: Usage = Usage()
+    cost_usd: float = 0.0
+    model: str = ""
+
+
+class ToolCall(_Event):
+    type: Literal["tool_call"] = "tool_call"
+    call: ToolCallRecord
+
+
+class PolicyDecision(_Event):
+    type: Literal["policy"] = "policy"
+    call_id: str
+    tool: str
+    decision: Literal["allow", "ask", "deny"]
+    rule: str
+    reason: str = ""
+    approved: bool | None = None
+
+
+class ToolResult(_Event):
+    type: Literal["tool_result"] = "tool_result"
+    call_id: str
+    name: str
+    output: str
+    is_error: bool = False
+    data: dict[str, Any] = {}
+    duration_s: float = 0.0
+
+
+class FormatError(_Event):
+    type: Literal["format_error"] = "format_error"
+    message: str
+
+
+class Check(_Event):
+    type: Literal["check"] = "check"
+    result: CheckResult
+
+
+class StepFinished(_Event):
+    type: Literal["step_finished"] = "step_finished"
+    usage: Usage = Usage()
+    cost_usd: float = 0.0
+
+
+class Warning(_Event):
+    type: Literal["warning"] = "warning"
+    message: str
+
+
+class RunFinished(_Event):
+    type: Literal["run_finished"] = "run_finished"
+    status: str
+    exit_code: int
+    summary: str = ""
+    error: str | None = None
+    steps: int = 0
+    tokens: Usage = Usage()
+    cost_usd: float = 0.0
+    changed_files: list[str] = []
+    checks: list[CheckResult] = []
+    duration_s: float = 0.0
+
+
+Event = Annotated[
+    RunStarted
+    | ModelReply
+    | ToolCall
+    | PolicyDecision
+    | ToolResult
+    | FormatError
+    | Check
+    | StepFinished
+    | Warning
+    | RunFinished,
+    Field(discriminator="type"),
+]
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+Subscriber = Callable[[Any], None]
+
+
+class EventBus:
+    """Fans events out to subscribers, stamping each with the run id and current step."""
+
+    def __init__(self, run_id: str = "") -> None:
+        self.run_id = run_id
+        self.step = 0
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, subscriber: Subscriber, *, first: bool = False) -> None:
+        """Add a subscriber; `first` puts it before the others (the trajectory must see events first)."""
+        self._subscribers.insert(0 if first else len(self._subscribers), subscriber)
+
+    def emit(self, event: _Event) -> None:
+        event.run_id = self.run_id
+        if not event.step:
+            event.step = self.step
+        for subscriber in self._subscribers:
+            subscriber(event)

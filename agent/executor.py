@@ -1,0 +1,191 @@
+"""The executor: ask the model, run the tool calls it makes, record what happened. One step at a time."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from branchwise.sandbox.base import SandboxError
+from branchwise.tools import Observation, ToolBox, ToolContext, ToolError
+
+from .config import LimitsSettings
+from .errors import BudgetExceeded, Completed, Failed
+from .events import (
+    CheckResult,
+    EventBus,
+    FormatError,
+    ModelReply,
+    StepFinished,
+    ToolCall,
+    ToolCallRecord,
+    ToolResult,
+    Usage,
+)
+from .model import Message, Model, Reply
+
+ChecksRunner = Callable[[], list[CheckResult]]
+# Decides whether a call may run; returns None to allow it, or the reason it may not (sent to the model).
+Gate = Callable[[ToolCallRecord], str | None]
+
+
+class Executor:
+    """Runs the main loop for one task until a StopRun (or an error) ends it."""
+
+    def __init__(
+        self,
+        model: Model,
+        toolbox: ToolBox,
+        ctx: ToolContext,
+        bus: EventBus,
+        limits: LimitsSettings,
+        *,
+        temperature: float | None = None,
+        run_checks: ChecksRunner | None = None,
+        gate: Gate | None = None,
+    ) -> None:
+        self.model, self.toolbox, self.ctx, self.bus, self.limits = model, toolbox, ctx, bus, limits
+        self.temperature = temperature
+        self.run_checks = run_checks
+        self.gate = gate
+        self.messages: list[Message] = []
+        self.usage = Usage()
+        self.cost_usd = 0.0
+        self.steps = 0
+        self.started = time.monotonic()
+        self.format_errors = 0
+        self.finish_rejections = 0
+        self.last_checks: list[CheckResult] | None = None
+
+    def run(self, system: str, task: str) -> None:
+        """Loop until a StopRun is raised; the caller handles it (and any error) in one place."""
+        self.messages = [{"role": "system", "content": system}, {"role": "user", "content": task}]
+        while True:
+            self.step()
+
+    def step(self) -> None:
+        """Ask the model, run the actions, record."""
+        self.check_limits()
+        self.steps += 1
+        self.bus.step = self.steps
+        try:
+            self.execute(self.query())
+        finally:
+            self.bus.emit(StepFinished(usage=self.usage, cost_usd=self.cost_usd))
+
+    def check_limits(self) -> None:
+        if self.steps >= self.limits.max_steps:
+            raise BudgetExceeded(f"step limit reached ({self.limits.max_steps} steps)")
+        if self.limits.max_cost_usd and self.cost_usd >= self.limits.max_cost_usd:
+            raise BudgetExceeded(f"cost limit reached (${self.cost_usd:.4f} of ${self.limits.max_cost_usd:g})")
+        if time.monotonic() - self.started >= self.limits.max_wall_s:
+            raise BudgetExceeded(f"wall-time limit reached ({self.limits.max_wall_s:g} s)")
+
+    def query(self) -> Reply:
+        reply = self.model.query(self.messages, self.toolbox.schemas(), n=1, temperature=self.temperature)[0]
+        self.usage = self.usage + reply.usage
+        self.cost_usd += reply.cost_usd
+        self.bus.emit(
+            ModelReply(
+                content=reply.content,
+                tool_calls=reply.tool_calls,
+                usage=reply.usage,
+                cost_usd=reply.cost_usd,
+                model=self.model.name,
+            )
+        )
+        self.messages.append(reply.as_message())
+        return reply
+
+    def execute(self, reply: Reply) -> None:
+        if not reply.tool_calls:
+            self.format_error("Your reply called no tool. Use the tools to work on the task; call finish when done.")
+            return
+        finish: tuple[ToolCallRecord, Observation] | None = None
+        all_malformed = True
+        for call in reply.tool_calls:
+            if finish is not None:
+                self.add_result(call, Observation("Not run: finish was called earlier in the same reply.", True))
+                continue
+            obs, malformed = self.run_call(call)
+            all_malformed = all_malformed and malformed
+            if obs.data.get("finish"):
+                finish = (call, obs)
+            else:
+                self.add_result(call, obs)
+        if all_malformed:
+            self.count_format_error()
+        else:
+            self.format_errors = 0
+        if finish is not None:
+            self.finish(*finish)
+
+    def run_call(self, call: ToolCallRecord) -> tuple[Observation, bool]:
+        """Run one call; returns its observation and whether the call itself was malformed."""
+        self.bus.emit(ToolCall(call=call))
+        try:
+            args = self.toolbox.parse_args(call.name, _arguments(call))
+        except ToolError as exc:
+            return Observation(f"Error: {exc}", is_error=True), True
+        refusal = self.gate(call) if self.gate else None
+        if refusal is not None:
+            return Observation(f"Not run: {refusal}", is_error=True), False
+        try:
+            return self.toolbox.get(call.name).run(args, self.ctx), False
+        except (ToolError, SandboxError) as exc:
+            return Observation(f"Error: {exc}", is_error=True), False
+        except OSError as exc:
+            return Observation(f"Error: {exc.filename or call.name}: {exc.strerror or exc}", is_error=True), False
+
+    def add_result(self, call: ToolCallRecord, obs: Observation, duration_s: float = 0.0) -> None:
+        self.bus.emit(
+            ToolResult(call_id=call.id, name=call.name, output=obs.output, is_error=obs.is_error, data=obs.data)
+        )
+        self.messages.append({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": obs.output})
+
+    def finish(self, call: ToolCallRecord, obs: Observation) -> None:
+        """The model says it is done: run the task's checks; refuse the finish while they fail."""
+        summary = obs.output
+        if self.run_checks is None:
+            self.add_result(call, Observation("Finished."))
+            raise Completed(summary)
+        self.last_checks = self.run_checks()
+        failed = [c for c in self.last_checks if not c.passed]
+        if not failed:
+            self.add_result(call, Observation("Finished; all checks passed."))
+            raise Completed(summary)
+        self.finish_rejections += 1
+        report = "\n\n".join(f"$ {c.command}\n[exit code {c.exit_code}]\n{c.output}" for c in failed)
+        if self.finish_rejections > self.limits.max_finish_rejections:
+            self.add_result(call, Observation(f"Checks failed:\n{report}", is_error=True))
+            raise Failed(f"checks still fail after {self.finish_rejections} attempts to finish: {failed[0].command}")
+        self.add_result(
+            call,
+            Observation(
+                f"Not finished: the task's checks fail.\n{report}\nFix the problem, then call finish again.",
+                True,
+            ),
+        )
+
+    def format_error(self, message: str) -> None:
+        self.bus.emit(FormatError(message=message))
+        self.messages.append({"role": "user", "content": message})
+        self.count_format_error()
+
+    def count_format_error(self) -> None:
+        self.format_errors += 1
+        if self.format_errors >= self.limits.max_format_errors:
+            raise Failed(f"the model sent {self.format_errors} malformed replies in a row")
+
+
+def _arguments(call: ToolCallRecord) -> dict[str, Any]:
+    if call.arguments is not None:
+        return call.arguments
+    try:
+        parsed = json.loads(call.raw_arguments or "{}")
+    except json.JSONDecodeError as exc:
+        raise ToolError(f"arguments of {call.name} are not valid JSON ({exc.msg}); send a JSON object") from None
+    if not isinstance(parsed, dict):
+        raise ToolError(f"arguments of {call.name} must be a JSON object")
+    return parsed

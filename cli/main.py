@@ -1,0 +1,157 @@
+"""The `branchwise` command. Only typer is imported here; each subcommand loads its own code when it runs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+VERSION = "0.1.0"
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 success; 1 task not completed or checks failed; 2 usage or configuration error; "
+    "3 budget exceeded; 4 environment problem (missing dependency, sandbox or model service unavailable); "
+    "130 interrupted."
+)
+
+app = typer.Typer(
+    name="branchwise",
+    help="A coding agent that plans, searches over actions in a sandbox, and verifies with your checks.\n\n"
+    + EXIT_CODES_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+config_app = typer.Typer(help="Show or create configuration files.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"branchwise {VERSION}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Root options."""
+
+
+CdOption = Annotated[Path | None, typer.Option("--cd", "-C", help="Work in this directory (default: the current one).")]
+
+
+@app.command()
+def run(
+    task: Annotated[str | None, typer.Argument(help="What to do. Use - to read it from standard input.")] = None,
+    task_file: Annotated[
+        Path | None,
+        typer.Option("--file", "-f", help="A task file (TOML): prompt, model, limits, checks, ..."),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Any litellm model name, or scripted:PATH.")
+    ] = None,
+    output_format: Annotated[
+        str,
+        typer.Option("--output-format", "-o", help="text, json (one final object) or stream-json (events)."),
+    ] = "text",
+    check: Annotated[
+        list[str] | None, typer.Option("--check", help="A command that must exit 0 for success (repeatable).")
+    ] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many model calls.")] = None,
+    max_cost: Annotated[float | None, typer.Option(help="Stop after spending this many dollars.")] = None,
+    max_wall: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    cd: CdOption = None,
+) -> None:
+    """Run a task headless: plan, act in the sandbox, verify with the checks, and exit with a status code."""
+    from .run_cmd import RunOptions, run_command
+
+    options = RunOptions(
+        task=task,
+        task_file=task_file,
+        output_format=output_format,
+        cd=cd,
+        flags={
+            "model": model,
+            "checks": check or None,
+            "limits.max_steps": max_steps,
+            "limits.max_cost_usd": max_cost,
+            "limits.max_wall_s": max_wall,
+        },
+    )
+    _exit(run_command(options))
+
+
+@config_app.command("show")
+def config_show(
+    task_file: Annotated[Path | None, typer.Option("--file", "-f", help="Include this task file's settings.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (values and sources).")] = False,
+    cd: CdOption = None,
+) -> None:
+    """Print the merged configuration and where each value came from."""
+    from .config_cmd import show
+
+    _exit(show(task_file=task_file, as_json=as_json, cd=cd))
+
+
+@config_app.command("init")
+def config_init(
+    project: Annotated[
+        bool, typer.Option("--project", help="Write <repo>/.branchwise/config.toml instead of the user file.")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    cd: CdOption = None,
+) -> None:
+    """Write a commented starter configuration file."""
+    from .config_cmd import init
+
+    _exit(init(project=project, force=force, cd=cd))
+
+
+@app.command("runs")
+def runs(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    cd: CdOption = None,
+) -> None:
+    """List past runs of this repository (from .branchwise/runs)."""
+    from .runs_cmd import list_command
+
+    _exit(list_command(as_json=as_json, cd=cd))
+
+
+@app.command("replay")
+def replay(
+    run_id: Annotated[str, typer.Argument(help="The run to replay (see `branchwise runs`).")],
+    cd: CdOption = None,
+) -> None:
+    """Re-execute a run with its recorded model replies, in a scratch copy, and report whether each step's
+    observation still matches. Exits 0 when every step matches, 1 otherwise."""
+    from .runs_cmd import replay_command
+
+    _exit(replay_command(run_id, cd=cd))
+
+
+def _exit(code: int) -> None:
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    """Console-script entry point: user errors are one line and an exit code, never a traceback."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    try:
+        app()
+    except KeyboardInterrupt:
+        print("branchwise: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

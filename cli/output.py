@@ -1,0 +1,143 @@
+"""All terminal output goes through one object, so tests can drive it and headless modes swap it for JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, TextIO
+
+FORMATS = ("text", "json", "stream-json")
+_PREVIEW_LINES = 8
+
+
+class Output:
+    """Renders events and messages in the chosen format: text (people), json (one final object), stream-json."""
+
+    def __init__(self, fmt: str = "text", *, out: TextIO | None = None, err: TextIO | None = None) -> None:
+        self.fmt = fmt
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self._console: Any = None
+
+    @property
+    def console(self) -> Any:
+        """A rich console on stderr for progress (created on first use: rich is not needed by --help)."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(file=self.err, highlight=False, soft_wrap=True)
+        return self._console
+
+    def error(self, message: str) -> None:
+        if self.fmt == "stream-json":
+            self._json_line({"type": "error", "message": message})
+        print(f"branchwise: error: {message}", file=self.err)
+
+    def warn(self, message: str) -> None:
+        print(f"branchwise: warning: {message}", file=self.err)
+
+    def info(self, message: str) -> None:
+        print(message, file=self.out)
+
+    def data(self, obj: Any) -> None:
+        """A machine-readable answer (config show --json, runs --json)."""
+        print(json.dumps(obj, indent=2, ensure_ascii=False), file=self.out)
+
+    def event(self, event: Any) -> None:
+        """An event subscriber."""
+        if self.fmt == "stream-json":
+            self._json_line(event.model_dump(mode="json"))
+        elif self.fmt == "text":
+            render = getattr(self, f"_text_{event.type}", None)
+            if render is not None:
+                render(event)
+
+    def result(self, finished: Any) -> None:
+        """The end of a run: the final object (json), nothing more (stream-json had it), or a summary (text)."""
+        if self.fmt == "json":
+            print(json.dumps(result_object(finished), ensure_ascii=False), file=self.out)
+        elif self.fmt == "text":
+            self._text_summary(finished)
+
+    def _json_line(self, obj: dict[str, Any]) -> None:
+        self.out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        self.out.flush()
+
+    # Text rendering, one method per event type; progress goes to stderr, the final summary to stdout.
+
+    def _text_run_started(self, e: Any) -> None:
+        model = e.model
+        if model.startswith("scripted:"):
+            model = f"{model} [bold yellow](a scripted model replaying a file, not an LLM)[/]"
+        sandbox = e.sandbox
+        where = f"{sandbox.get('kind')} {sandbox.get('mode', '')}, network {sandbox.get('network', '?')}"
+        self.console.print(f"[bold]branchwise[/] run {e.run_id}\n  model:   {model}\n  sandbox: {where}")
+        self.console.print(f"  task:    {e.task.strip().splitlines()[0] if e.task.strip() else ''}")
+
+    def _text_model_reply(self, e: Any) -> None:
+        if e.content and e.content.strip():
+            self.console.print(f"[dim]{_escape(e.content.strip())}[/]")
+
+    def _text_tool_call(self, e: Any) -> None:
+        args = e.call.arguments or {}
+        detail = args.get("command") or args.get("path") or args.get("pattern") or args.get("summary") or ""
+        first = str(detail).strip().splitlines()[0] if str(detail).strip() else ""
+        self.console.print(f"[cyan]→ {e.call.name}[/] {_escape(first[:160])}")
+
+    def _text_tool_result(self, e: Any) -> None:
+        lines = e.output.rstrip("\n").split("\n")
+        shown = lines[:_PREVIEW_LINES]
+        if len(lines) > _PREVIEW_LINES:
+            shown.append(f"… ({len(lines) - _PREVIEW_LINES} more lines)")
+        style = "red" if e.is_error else "dim"
+        self.console.print("\n".join(f"  [{style}]{_escape(line)}[/]" for line in shown))
+
+    def _text_format_error(self, e: Any) -> None:
+        self.console.print(f"[yellow]! malformed reply:[/] {_escape(e.message)}")
+
+    def _text_policy(self, e: Any) -> None:
+        if e.decision != "allow":
+            self.console.print(f"[yellow]! policy {e.decision} ({e.rule}):[/] {_escape(e.reason)}")
+
+    def _text_check(self, e: Any) -> None:
+        r = e.result
+        mark = "[green]✓[/]" if r.passed else "[red]✗[/]"
+        self.console.print(f"{mark} check: {_escape(r.command)} (exit {r.exit_code})")
+
+    def _text_warning(self, e: Any) -> None:
+        self.console.print(f"[bold yellow]warning:[/] {_escape(e.message)}")
+
+    def _text_summary(self, f: Any) -> None:
+        tokens = f.tokens
+        lines = [
+            f"status: {f.status}",
+            f"summary: {f.summary}" if f.summary else None,
+            f"steps: {f.steps}  tokens: {tokens.prompt} prompt + {tokens.completion} completion"
+            f"  cost: ${f.cost_usd:.4f}",
+            f"changed files: {', '.join(f.changed_files) if f.changed_files else '(none)'}",
+            f"run: {f.run_id} (branchwise replay {f.run_id})",
+        ]
+        print("\n".join(line for line in lines if line), file=self.out)
+
+
+def result_object(finished: Any) -> dict[str, Any]:
+    """The `--output-format json` object: a stable, documented shape."""
+    return {
+        "status": finished.status,
+        "exit_code": finished.exit_code,
+        "run_id": finished.run_id,
+        "summary": finished.summary,
+        "error": finished.error,
+        "steps": finished.steps,
+        "tokens": {"prompt": finished.tokens.prompt, "completion": finished.tokens.completion},
+        "cost_usd": round(finished.cost_usd, 6),
+        "changed_files": finished.changed_files,
+        "checks": [{"command": c.command, "exit_code": c.exit_code, "passed": c.passed} for c in finished.checks],
+        "duration_s": finished.duration_s,
+    }
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

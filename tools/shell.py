@@ -1,0 +1,99 @@
+"""The shell tool: one bash command per call, run through the sandbox, with a tracked working directory."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from branchwise.sandbox.base import OutputLimits
+
+from .base import Observation, Tool, ToolContext
+
+# Commands must not wait for a pager, an editor or a password prompt nobody will answer.
+NONINTERACTIVE_ENV = {
+    "PAGER": "cat",
+    "GIT_PAGER": "cat",
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_EDITOR": "true",
+    "EDITOR": "true",
+    "DEBIAN_FRONTEND": "noninteractive",
+    "PIP_NO_INPUT": "1",
+    "TERM": "dumb",
+    "NO_COLOR": "1",
+}
+
+
+class ShellArgs(BaseModel):
+    command: str = Field(description="A bash command line. Each call is a fresh shell; only the directory persists.")
+    timeout_s: float | None = Field(
+        None,
+        gt=0,
+        description="Seconds before the command is killed (default set by the user's configuration).",
+    )
+
+
+class Shell(Tool):
+    name = "shell"
+    description = (
+        "Run a bash command in the workspace and return its combined stdout and stderr and exit code. "
+        "Each call starts a new non-interactive shell: variables and background jobs do not persist, but a `cd` "
+        "does. Long output keeps its beginning and end. Do not start editors, pagers or prompts."
+    )
+    Args = ShellArgs
+
+    def __init__(self) -> None:
+        self._marker = f"__branchwise_cwd_{secrets.token_hex(4)}__"
+
+    def run(self, args: ShellArgs, ctx: ToolContext) -> Observation:
+        cwd = ctx.shell_cwd if ctx.shell_cwd.is_dir() else ctx.workspace
+        script = f"{args.command}\n__bw_status=$?\nprintf '\\n{self._marker}%s\\n' \"$PWD\"\nexit $__bw_status\n"
+        timeout = min(args.timeout_s or ctx.shell_timeout_s, 4 * ctx.shell_timeout_s)
+        half = ctx.output_limit_bytes // 2
+        result = ctx.sandbox.run(
+            ["bash", "--noprofile", "--norc", "-c", script],
+            cwd=cwd,
+            timeout=timeout,
+            env=NONINTERACTIVE_ENV,
+            limits=OutputLimits(keep_head=half, keep_tail=half),
+        )
+        output, new_cwd = self._split_cwd(result.output)
+        notes = []
+        if new_cwd is not None:
+            moved = self._accept_cwd(new_cwd, ctx)
+            if moved:
+                notes.append(moved)
+        if result.killed == "timeout":
+            notes.append(f"[killed: no exit after {timeout:g} s]")
+        elif result.killed == "output_limit":
+            notes.append("[killed: too much output]")
+        body = output if output.strip() else "(no output)"
+        text = "\n".join([body.rstrip("\n"), *notes, f"[exit code: {result.exit_code}]"])
+        return Observation(
+            text,
+            is_error=False,
+            data={"exit_code": result.exit_code, "killed": result.killed, "truncated": result.truncated},
+        )
+
+    def _split_cwd(self, output: str) -> tuple[str, str | None]:
+        """Take the trailer with the final directory out of the output."""
+        index = output.rfind(self._marker)
+        if index < 0:
+            return output, None
+        line_end = output.find("\n", index)
+        cwd = output[index + len(self._marker) : line_end if line_end >= 0 else None]
+        head = output[:index]
+        if head.endswith("\n"):
+            head = head[:-1]  # the newline the trailer itself added
+        return head, cwd.strip()
+
+    def _accept_cwd(self, new_cwd: str, ctx: ToolContext) -> str | None:
+        path = Path(new_cwd)
+        if path == ctx.shell_cwd:
+            return None
+        if path == ctx.workspace or ctx.workspace in path.parents:
+            ctx.cwd = path
+            return None
+        ctx.cwd = None
+        return f"[working directory is outside the workspace; reset to {ctx.workspace}]"
