@@ -32,7 +32,9 @@ class BackgroundSet:
         self.log_dir = log_dir
         self._procs: dict[str, tuple[BackgroundProcess, subprocess.Popen[bytes]]] = {}
 
-    def start(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], pass_fds=()) -> BackgroundProcess:  # type: ignore[no-untyped-def]
+    def start(
+        self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], pass_fds: Sequence[int] = ()
+    ) -> BackgroundProcess:
         proc_id = f"bg-{uuid.uuid4().hex[:6]}"
         log_path = self.log_dir / f"{proc_id}.log"
         try:
@@ -85,7 +87,12 @@ class HostSandbox:
         limits: OutputLimits | None = None,
     ) -> ExecResult:
         return run_capped(
-            argv, cwd=cwd or self.workspace, env=scrubbed_environ(env), timeout=timeout, stdin=stdin, limits=limits
+            argv,
+            cwd=cwd or self.workspace,
+            env=scrubbed_environ(env),
+            timeout=timeout,
+            stdin=stdin,
+            limits=limits,
         )
 
     def start_background(

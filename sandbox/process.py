@@ -8,8 +8,9 @@ import selectors
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import IO, Any
 
 from .base import ExecResult, KillReason, OutputLimits
 
@@ -69,11 +70,16 @@ def run_capped(
     stdin: bytes | None = None,
     limits: OutputLimits | None = None,
     pass_fds: Sequence[int] = (),
+    popen: Callable[..., subprocess.Popen[Any]] = subprocess.Popen,
 ) -> ExecResult:
-    """Run argv in its own session; combined stdout+stderr is capped; the process group dies at the end."""
+    """Run argv in its own session; combined stdout+stderr is capped; the process group dies at the end.
+
+    `popen` replaces subprocess.Popen, e.g. to start the process from a thread that has joined a
+    namespace or cgroup; it takes Popen's arguments.
+    """
     limits = limits or OutputLimits()
     started = time.monotonic()
-    proc = subprocess.Popen(
+    proc = popen(
         list(argv),
         cwd=cwd,
         env=dict(env) if env is not None else None,
@@ -103,14 +109,16 @@ def run_capped(
     )
 
 
-def _write_stdin(pipe, data: bytes) -> None:  # type: ignore[no-untyped-def]
+def _write_stdin(pipe: IO[bytes], data: bytes) -> None:
     with contextlib.suppress(BrokenPipeError):
         pipe.write(data)
     with contextlib.suppress(BrokenPipeError):
         pipe.close()
 
 
-def _pump(proc: subprocess.Popen[bytes], buffer: _CappedBuffer, *, deadline: float, read_limit: int) -> KillReason | None:
+def _pump(
+    proc: subprocess.Popen[bytes], buffer: _CappedBuffer, *, deadline: float, read_limit: int
+) -> KillReason | None:
     """Read output until the process has exited and its output is closed; return why it was cut short."""
     assert proc.stdout is not None
     out_fd = proc.stdout.fileno()

@@ -145,11 +145,9 @@ class WorkspaceFS:
         fd = self._open(path, os.O_RDONLY | os.O_DIRECTORY)
         try:
             entries = []
-            for name in sorted(os.listdir(fd)):
+            for name in sorted(os.listdir(fd)):  # noqa: PTH208 (listing a directory fd, not a path)
                 st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-                entries.append(
-                    Entry(name, stat.S_ISDIR(st.st_mode), stat.S_ISLNK(st.st_mode), st.st_size)
-                )
+                entries.append(Entry(name, stat.S_ISDIR(st.st_mode), stat.S_ISLNK(st.st_mode), st.st_size))
             return entries
         finally:
             os.close(fd)
