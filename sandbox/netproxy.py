@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import functools
 import ipaddress
 import json
 import selectors
@@ -153,9 +154,9 @@ class EgressProxy:
         self._server = _Server(str(socket_path), _Handler)
         self._server.proxy = self
         socket_path.chmod(0o600)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="branchwise-egress", daemon=True
-        )
+        # A short poll interval keeps close() quick; between polls the loop sleeps in select().
+        serve = functools.partial(self._server.serve_forever, poll_interval=0.1)
+        self._thread = threading.Thread(target=serve, name="branchwise-egress", daemon=True)
         self._thread.start()
 
     def decisions(self) -> list[EgressDecision]:
