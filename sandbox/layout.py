@@ -68,8 +68,20 @@ def expand_deny_read(patterns: list[str], workspace: Path) -> list[Path]:
 
 def workspace_mask_args(workspace: Path, deny_read: list[str]) -> list[str]:
     """Masks for deny_read paths inside the workspace; they must follow the workspace bind."""
-    inside = [p for p in expand_deny_read(deny_read, workspace) if _under(p, workspace) and p != workspace]
+    # Globbing runs for every command, so skip patterns that cannot land inside the workspace.
+    relevant = [p for p in deny_read if _may_be_under(Path(p).expanduser(), workspace)]
+    inside = [p for p in expand_deny_read(relevant, workspace) if _under(p, workspace) and p != workspace]
     return [arg for path in inside for arg in mask_args(path)]
+
+
+def _may_be_under(pattern: Path, workspace: Path) -> bool:
+    """Whether a deny_read pattern can name something inside the workspace."""
+    if not pattern.is_absolute():
+        return True
+    parts = pattern.parts
+    glob_at = next((i for i, part in enumerate(parts) if any(c in part for c in "*?[")), len(parts))
+    literal = Path(*parts[:glob_at])
+    return _under(literal, workspace) or _under(workspace, literal)
 
 
 def writable_args(workspace: Path, settings: SandboxSettings) -> list[str]:

@@ -30,9 +30,19 @@ DEFAULT_PROTECTED = [
     ".idea",
 ]
 
-# Host files that stay readable to a root-mapped sandbox unless masked: a sandbox started by root reads
+# Credentials in a home directory (hidden anyway unless the workspace is inside that home), and host
+# files that stay readable to a root-mapped sandbox unless masked: a sandbox started by root reads
 # every root-owned file (the uid inside maps back to 0), capabilities or not.
 DEFAULT_DENY_READ = [
+    "~/.ssh",
+    "~/.aws",
+    "~/.gnupg",
+    "~/.config/gcloud",
+    "~/.config/gh",
+    "~/.kube",
+    "~/.docker",
+    "~/.netrc",
+    "~/.git-credentials",
     "/etc/shadow",
     "/etc/shadow-",
     "/etc/gshadow",
