@@ -29,7 +29,8 @@ def launcher_argv(
     rlimits += [f"ulimit -n {limits.open_files}", "ulimit -c 0"]
     if os.geteuid() != 0:
         # RLIMIT_NPROC does nothing for uid 0; for others it backs up a missing pids cgroup.
-        rlimits.append(f"ulimit -u {limits.pids_max}")
+        # bash calls it -u, dash -p (bash's -p is the pipe size, which cannot be set: no mix-up).
+        rlimits.append(f"{{ ulimit -u {limits.pids_max} 2>/dev/null || ulimit -p {limits.pids_max}; }}")
     script = _LAUNCH.format(limits=" && ".join(rlimits))
     return ["/bin/sh", "-c", script, "branchwise-launch", *map(str, cgroup_procs), "--", *prefix, bwrap]
 
