@@ -216,7 +216,10 @@ class BwrapSandbox:
                 env_args += ["--setenv", key, value]
             launch = Launch(self._bpf)
             full = [*self._launcher, *self._static, *binds, *extra, "--clearenv", *env_args]
-            full += ["--chdir", str(cwd or self.workspace), *launch.bwrap_args, "--", *argv]
+            workdir = (
+                self.workspace / cwd if cwd is not None else self.workspace
+            )  # relative: to the workspace
+            full += ["--chdir", str(workdir), *launch.bwrap_args, "--", *argv]
             yield full, launch
         finally:
             with self._lock:
@@ -244,7 +247,7 @@ class BwrapSandbox:
                 raise
             launch.started()
         self._launches[record.id] = launch
-        record.argv, record.cwd = list(argv), cwd or self.workspace
+        record.argv, record.cwd = list(argv), self.workspace / cwd if cwd is not None else self.workspace
         return record
 
     def run(

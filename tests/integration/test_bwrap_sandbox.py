@@ -25,6 +25,7 @@ def test_exit_codes_stdin_env_and_cwd(box: BwrapSandbox) -> None:
     assert box.run(["cat"], stdin=b"from stdin").output == "from stdin"
     assert box.run(["sh", "-c", "echo $GREETING"], env={"GREETING": "hi"}).output == "hi\n"
     assert box.run(["pwd"], cwd=box.workspace / "sub").output == f"{box.workspace}/sub\n"
+    assert box.run(["pwd"], cwd=Path("sub")).output == f"{box.workspace}/sub\n"
     assert box.run(["sh", "-c", "echo $HOME $TMPDIR; echo $PATH"]).output == (
         "/tmp/home /tmp\n/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
     )
