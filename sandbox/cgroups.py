@@ -202,10 +202,14 @@ def _rmdir_when_empty(path: Path) -> None:
 
 
 def _reap_stale(parent: Path) -> None:
-    """Remove empty cgroups that sessions of dead processes left behind."""
+    """Clear out cgroups left by sessions whose agent died (and whose keeper could not clean up)."""
     with contextlib.suppress(OSError):
         for entry in parent.glob(f"{_PREFIX}*"):
             pid = entry.name[len(_PREFIX) :].split("-", 1)[0]
-            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-                with contextlib.suppress(OSError):
-                    entry.rmdir()
+            if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+                continue  # a live owner (or a reused pid: then leave it, the safe way round)
+            for orphan in _read(entry / "cgroup.procs").split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(orphan), signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                entry.rmdir()  # still busy while the orphans die: a later session retries

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
 import signal
 import subprocess
@@ -160,3 +162,25 @@ def test_tmp_is_a_small_private_tmpfs(make_box: Callable[..., BwrapSandbox]) -> 
     box = make_box(limits={"tmp_size_mb": 1})
     result = sh(box, "head -c 3M /dev/zero > /tmp/fill")
     assert "No space left on device" in result.output
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs writable cgroups")
+def test_next_session_reaps_orphans_of_a_dead_agent(make_box: Callable[..., BwrapSandbox]) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid now names an agent that is gone
+    stale = Path("/sys/fs/cgroup/pids") / f"branchwise-{dead.pid}-deadbeef"
+    stale.mkdir()
+    orphan = subprocess.Popen(["sleep", "60"])
+    try:
+        (stale / "cgroup.procs").write_text(str(orphan.pid))
+        make_box()  # creating a session looks for stale cgroups first
+        assert orphan.wait(timeout=5) == -signal.SIGKILL
+        deadline = time.monotonic() + 5
+        while stale.exists() and time.monotonic() < deadline:
+            make_box().close()
+        assert not stale.exists()
+    finally:
+        orphan.kill()
+        orphan.wait()
+        with contextlib.suppress(OSError):
+            stale.rmdir()
