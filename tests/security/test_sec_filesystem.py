@@ -143,3 +143,15 @@ def test_protection_holds_while_a_background_process_runs(box: BwrapSandbox, wor
     assert (workspace / ".git" / "hooks" / "pre-commit").read_text() == HOOK
     box.stop_background(bg.id)
     assert not (workspace / ".envrc").exists()
+
+
+def test_missing_shell_rc_files_are_only_blocked_in_a_home_directory(
+    box: BwrapSandbox, workspace: Path
+) -> None:
+    # A trade-off, kept visible here: shells read rc files only from a home directory, so outside one
+    # a missing .bashrc is not worth a mount per command. An existing one is still read-only.
+    (workspace / ".zshrc").write_text("# original\n")
+    result = sh(box, "echo 'alias ls=evil' > .bashrc && echo created; echo evil >> .zshrc")
+    assert result.output.startswith("created")
+    assert (workspace / ".bashrc").exists()
+    assert (workspace / ".zshrc").read_text() == "# original\n"
