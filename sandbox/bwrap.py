@@ -197,8 +197,8 @@ class BwrapSandbox:
         protect: bool = True,
     ) -> Iterator[tuple[list[str], Launch]]:
         """The full command line for one command and its Launch, while it is being started."""
-        if not argv:
-            raise SandboxError("empty command")
+        if not argv or any("\0" in arg for arg in argv):
+            raise SandboxError("empty command, or an argument with a NUL byte")
         with self._lock:
             if self._closed:
                 raise SandboxError("the sandbox session is closed")

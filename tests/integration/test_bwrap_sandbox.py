@@ -38,6 +38,8 @@ def test_invalid_input_is_an_error_not_a_result(box: BwrapSandbox) -> None:
     with pytest.raises(SandboxError):
         box.run([])
     with pytest.raises(SandboxError):
+        box.run(["echo", "a\0b"])
+    with pytest.raises(SandboxError):
         box.run(["true"], env={"A=B": "x"})
 
 
