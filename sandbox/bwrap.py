@@ -49,6 +49,10 @@ _SOCKET_IN_SANDBOX = "/run/branchwise/egress.sock"
 _BRIDGE_START_S = 5.0
 
 
+class _SpawnFailed(Exception):
+    """The launcher could not be forked; reported as a command result, like a shell would."""
+
+
 @functools.cache
 def check_bwrap(bwrap: str) -> str:
     """The bwrap path, once it has been seen to create a user namespace; else SandboxUnavailable."""
@@ -270,7 +274,7 @@ class BwrapSandbox:
                 if result.killed:
                     launch.kill_tree()
                 return result
-            except OSError as exc:  # fork itself failed, e.g. the session's pids limit is exhausted
+            except _SpawnFailed as exc:
                 return ExecResult(
                     exit_code=126, output=f"branchwise sandbox: cannot start the command: {exc}"
                 )
@@ -278,7 +282,10 @@ class BwrapSandbox:
                 launch.close()
 
     def _started(self, launch: Launch, *args: Any, **kwargs: Any) -> subprocess.Popen[Any]:
-        proc = self._popen(*args, **kwargs)
+        try:
+            proc = self._popen(*args, **kwargs)
+        except OSError as exc:  # fork itself failed, e.g. the session's pids limit is exhausted
+            raise _SpawnFailed(str(exc)) from exc
         launch.started()
         return proc
 

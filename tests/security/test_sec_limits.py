@@ -184,3 +184,18 @@ def test_next_session_reaps_orphans_of_a_dead_agent(make_box: Callable[..., Bwra
         orphan.wait()
         with contextlib.suppress(OSError):
             stale.rmdir()
+
+
+def test_a_session_at_its_pids_limit_fails_commands_as_results_and_recovers(
+    make_box: Callable[..., BwrapSandbox],
+) -> None:
+    box = make_box(limits={"pids_max": 16})
+    bomb = box.start_background(["bash", "-c", "b() { b | b & wait; }; b"])
+    deadline = time.monotonic() + 5
+    while box.limit_events()["pids_limit_hits"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    starved = box.run(["echo", "hi"], timeout=5)
+    assert starved.exit_code != 0  # a result, not an exception: fork failed somewhere on the way
+    assert starved.output != "hi\n"
+    box.stop_background(bomb.id)
+    assert sh(box, "echo recovered").output == "recovered\n"
