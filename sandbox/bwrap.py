@@ -127,9 +127,9 @@ class BwrapSandbox:
         except SandboxUnavailable as exc:
             if s.network == "proxy":
                 raise
-            self.degraded.append(
-                f"no session keeper: no shared loopback, no cleanup if the agent dies ({exc})"
-            )
+            lost = "no cleanup if the agent is killed"
+            lost += "" if s.network == "on" else ", and every command gets its own loopback"
+            self.degraded.append(f"no session keeper ({exc}): {lost}")
         self._spawner.submit(self._join_spawner).result()
         shared_net = self._keeper is not None and self._keeper.private_net
         hidden = [] if any(self.session_dir.is_relative_to(d) for d in MASKED_DIRS) else [self.session_dir]

@@ -2,8 +2,9 @@
 
 The sandbox has no route out; its only way to the network is the bridge (`bridge.py`) that forwards
 127.0.0.1:3128 inside the sandbox to this proxy's socket. The proxy handles CONNECT tunnels and
-absolute-URI HTTP requests, resolves names itself, and answers 403 to anything not allowed. Rules:
-deny entries win; an empty allow list allows nothing; an IP literal or a name that resolves to a
+absolute-URI HTTP requests and answers 403 to anything not allowed. It resolves names itself, and
+only once a name is allowed, so a denied name cannot leak data through DNS either. Rules: deny
+entries win; an empty allow list allows nothing; an IP literal or a name that resolves to a
 non-public address is allowed only by an exact entry (no glob). Every decision is kept and logged.
 """
 
@@ -207,9 +208,10 @@ class _Handler(socketserver.BaseRequestHandler):
             return
         request = _parse(head)
         if request is None:
-            _reply(
-                conn, 400, "branchwise sandbox proxy: not a proxy request (CONNECT or absolute http:// URI)"
-            )
+            why = "not a proxy request (CONNECT host:port or an absolute http:// URI)"
+            first_line = head.split(b"\r\n", 1)[0].decode("latin-1")[:200]
+            proxy.record(EgressDecision(time.time(), first_line.split(" ")[0], "", 0, "deny", why))
+            _reply(conn, 400, f"branchwise sandbox proxy: {why}")
             return
         method, host, port, forward = request
         allowed, reason, pattern = proxy.rules.check(host, port)

@@ -101,3 +101,13 @@ def test_proxy_mode_still_shares_the_session_loopback(make_box: Callable[..., Bw
     assert "NO_PROXY=localhost,127.0.0.1,::1" in result.output
     probe = "import socket; s = socket.create_connection(('127.0.0.1', 3128)); print('bridge up')"
     assert box.run(["/usr/bin/python3", "-c", probe]).output == "bridge up\n"
+
+
+def test_requests_that_are_not_proxy_requests_get_400_and_are_logged(
+    make_box: Callable[..., BwrapSandbox],
+) -> None:
+    box = make_box(network="proxy", allowed_domains=["pypi.org"])
+    result = sh(box, "curl -sS -m 5 --noproxy '*' -o /dev/null -w '%{http_code}' http://127.0.0.1:3128/")
+    assert result.output.strip() == "400"
+    decision = box.egress_log()[-1]
+    assert (decision.method, decision.host, decision.action) == ("GET", "", "deny")
