@@ -115,11 +115,16 @@ def protected_args(workspace: Path, protected: list[str]) -> tuple[list[str], li
         parents = [p for p in target.relative_to(workspace).parents if str(p) != "."]
         for parent in reversed(parents):
             d = str(workspace / parent)
-            if _is_real_dir(workspace / parent) and d not in self_binds:
-                self_binds += ["--bind", d, d]
+            if _is_real_dir(workspace / parent):
+                if d not in self_binds:
+                    self_binds += ["--bind", d, d]
+            elif (workspace / parent).is_file() and d not in ro_binds:
+                # A linked worktree's `.git` file names the git dir: rewriting it could swap in hooks.
+                ro_binds += ["--ro-bind", d, d]
+                break
         try:
             os.lstat(target)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # NotADirectory: `.git` is a file in worktrees
             if _is_real_dir(target.parent) and (home_like or target.name not in SHELL_RC_FILES):
                 ro_binds += ["--ro-bind", "/dev/null", str(target)]
                 created.append(target)

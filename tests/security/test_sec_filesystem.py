@@ -155,3 +155,20 @@ def test_missing_shell_rc_files_are_only_blocked_in_a_home_directory(
     assert result.output.startswith("created")
     assert (workspace / ".bashrc").exists()
     assert (workspace / ".zshrc").read_text() == "# original\n"
+
+
+def test_git_worktree_pointer_file_is_protected(
+    make_box: Callable[..., BwrapSandbox], workspace: Path
+) -> None:
+    # In a linked worktree `.git` is a file naming the git dir; rewriting it could swap in other hooks.
+    git_dir = workspace / ".git"
+    (git_dir / "hooks" / "pre-commit").unlink()
+    (git_dir / "hooks").rmdir()
+    (git_dir / "config").unlink()
+    git_dir.rmdir()
+    git_dir.write_text("gitdir: /somewhere/else\n")
+    box = make_box()
+    result = sh(box, "cat .git; echo 'gitdir: ./evil' > .git; rm -f .git; true")
+    assert result.output.startswith("gitdir: /somewhere/else")
+    assert "Read-only file system" in result.output
+    assert git_dir.read_text() == "gitdir: /somewhere/else\n"
