@@ -18,6 +18,9 @@ from sbx_helpers import py, sh
 from branchwise.sandbox.base import OutputLimits
 from branchwise.sandbox.bwrap import BwrapSandbox
 
+# Session cgroups need root on these machines (see doctor); as root their absence is a failure.
+needs_cgroups = pytest.mark.skipif(os.geteuid() != 0, reason="session cgroups need root here")
+
 
 def sleepers(marker: str) -> list[int]:
     """Host pids running exactly `sleep <marker>` (scanning /proc, like pgrep -x)."""
@@ -35,6 +38,7 @@ def sleepers(marker: str) -> list[int]:
 
 # Case 11: a fork bomb hits pids.max, is killed at the timeout, and leaves no process.
 @pytest.mark.slow
+@needs_cgroups
 def test_fork_bomb_is_contained(make_box: Callable[..., BwrapSandbox]) -> None:
     box = make_box(limits={"pids_max": 64})
     # Every copy waits for its children, so the tree stays up until the timeout kills it whole.
@@ -134,6 +138,7 @@ def test_killing_the_agent_kills_its_sandboxes(workspace: Path) -> None:
 
 
 # Case 15: the memory cgroup OOM-kills a memory bomb and the agent (this test process) lives on.
+@needs_cgroups
 def test_memory_bomb_is_oom_killed(make_box: Callable[..., BwrapSandbox]) -> None:
     box = make_box(limits={"memory_mb": 96})
     result = py(box, "a = bytearray(512 * 1024 * 1024)\nprint('allocated')", timeout=30)
@@ -164,7 +169,7 @@ def test_tmp_is_a_small_private_tmpfs(make_box: Callable[..., BwrapSandbox]) -> 
     assert "No space left on device" in result.output
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs writable cgroups")
+@needs_cgroups
 def test_next_session_reaps_orphans_of_a_dead_agent(make_box: Callable[..., BwrapSandbox]) -> None:
     dead = subprocess.Popen(["true"])
     dead.wait()  # its pid now names an agent that is gone
@@ -186,6 +191,7 @@ def test_next_session_reaps_orphans_of_a_dead_agent(make_box: Callable[..., Bwra
             stale.rmdir()
 
 
+@needs_cgroups
 def test_a_session_at_its_pids_limit_fails_commands_as_results_and_recovers(
     make_box: Callable[..., BwrapSandbox],
 ) -> None:
