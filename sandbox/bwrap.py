@@ -123,7 +123,9 @@ class BwrapSandbox:
         self.degraded += self._cgroups.degraded
         procs = [d / "cgroup.procs" for d in self._cgroups.dirs]
         try:
-            self._keeper = SessionKeeper(private_net=s.network != "on", cgroup_procs=procs)
+            self._keeper = SessionKeeper(
+                private_net=s.network != "on", cgroup_procs=procs, session_dir=self.session_dir
+            )
         except SandboxUnavailable as exc:
             if s.network == "proxy":
                 raise

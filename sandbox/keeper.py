@@ -30,10 +30,11 @@ from .base import SandboxUnavailable
 _CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 
-# argv: net|nonet, then cgroup.procs files to empty at the end. Brings `lo` up (SIOCGIFFLAGS /
-# SIOCSIFFLAGS) in a new namespace, reports, waits for end of file, then kills what is left.
+# argv: net|nonet, the session directory, then cgroup.procs files to empty at the end. Brings `lo`
+# up (SIOCGIFFLAGS / SIOCSIFFLAGS) in a new namespace, reports, waits for end of file, then kills
+# what is left and removes the session directory.
 _KEEPER = """
-import fcntl, os, signal, socket, struct, sys, time
+import fcntl, os, shutil, signal, socket, struct, sys, time
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 agent = os.getppid()
 if sys.argv[1] == "net":
@@ -46,7 +47,7 @@ sys.stdin.buffer.read()
 deadline = time.monotonic() + 5
 while time.monotonic() < deadline:
     pids = set()
-    for path in sys.argv[2:]:
+    for path in sys.argv[3:]:
         try:
             pids.update(int(p) for p in open(path).read().split())
         except OSError:
@@ -60,13 +61,14 @@ while time.monotonic() < deadline:
         except OSError:
             pass
     time.sleep(0.02)
+shutil.rmtree(sys.argv[2], ignore_errors=True)
 """
 
 
 class SessionKeeper:
     """Starts the keeper; with `private_net`, commands join its network (`join_thread`, `prefix`)."""
 
-    def __init__(self, *, private_net: bool, cgroup_procs: list[Path]) -> None:
+    def __init__(self, *, private_net: bool, cgroup_procs: list[Path], session_dir: Path) -> None:
         unshare, nsenter = shutil.which("unshare"), shutil.which("nsenter")
         if private_net and (unshare is None or nsenter is None):
             raise SandboxUnavailable("unshare/nsenter not found: apt-get install util-linux")
@@ -81,7 +83,7 @@ class SessionKeeper:
             _KEEPER,
             "net" if private_net else "nonet",
         ]
-        argv += [str(p) for p in cgroup_procs]
+        argv += [str(session_dir), *map(str, cgroup_procs)]
         if private_net:
             userns = ["--user", "--map-root-user"] if self.rootless else []
             argv = [str(unshare), *userns, "--net", "--", *argv]

@@ -109,7 +109,7 @@ from pathlib import Path
 from branchwise.sandbox.bwrap import BwrapSandbox
 box = BwrapSandbox(Path(sys.argv[1]))
 box.start_background(["sleep", sys.argv[2]])
-print("ready", flush=True)
+print(box.session_dir, flush=True)
 time.sleep(60)
 """
 
@@ -119,7 +119,8 @@ def test_killing_the_agent_kills_its_sandboxes(workspace: Path) -> None:
     agent = subprocess.Popen([sys.executable, "-c", AGENT, str(workspace), marker], stdout=subprocess.PIPE)
     try:
         assert agent.stdout is not None
-        assert agent.stdout.readline() == b"ready\n"
+        session_dir = Path(agent.stdout.readline().decode().strip())
+        assert session_dir.is_dir()
         deadline = time.monotonic() + 5
         while not sleepers(marker) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -127,9 +128,10 @@ def test_killing_the_agent_kills_its_sandboxes(workspace: Path) -> None:
         agent.send_signal(signal.SIGKILL)
         agent.wait()
         deadline = time.monotonic() + 5
-        while sleepers(marker) and time.monotonic() < deadline:
+        while (sleepers(marker) or session_dir.exists()) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert sleepers(marker) == []
+        assert not session_dir.exists()  # the keeper cleaned up after the dead agent
     finally:
         agent.kill()
         agent.wait()
