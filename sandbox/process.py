@@ -8,9 +8,9 @@ import selectors
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from .base import ExecResult, KillReason, OutputLimits
 
@@ -70,11 +70,16 @@ def run_capped(
     stdin: bytes | None = None,
     limits: OutputLimits | None = None,
     pass_fds: Sequence[int] = (),
+    popen: Callable[..., subprocess.Popen[Any]] = subprocess.Popen,
 ) -> ExecResult:
-    """Run argv in its own session; combined stdout+stderr is capped; the process group dies at the end."""
+    """Run argv in its own session; combined stdout+stderr is capped; the process group dies at the end.
+
+    `popen` replaces subprocess.Popen, e.g. to start the process from a thread that has joined a
+    namespace or cgroup; it takes Popen's arguments.
+    """
     limits = limits or OutputLimits()
     started = time.monotonic()
-    proc = subprocess.Popen(
+    proc = popen(
         list(argv),
         cwd=cwd,
         env=dict(env) if env is not None else None,

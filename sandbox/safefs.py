@@ -107,7 +107,8 @@ class WorkspaceFS:
         if parent not in ("", "."):
             self.make_dirs(parent)
         existed = self.stat(rel) is not None
-        fd = self._open(rel, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOCTTY, 0o644)
+        # No O_TRUNC: the checks below must run before the file's old content is touched.
+        fd = self._open(rel, os.O_WRONLY | os.O_CREAT | os.O_NOCTTY, 0o644)
         with os.fdopen(fd, "wb") as f:
             info = os.fstat(f.fileno())
             if not stat.S_ISREG(info.st_mode):
@@ -115,6 +116,7 @@ class WorkspaceFS:
             if info.st_nlink > 1:
                 # A hard link may point at a file outside the workspace; the kernel cannot tell.
                 raise PathEscape(f"{path}: has other hard links; refusing to write through it")
+            f.truncate(0)
             f.write(data)
         return not existed
 
@@ -145,7 +147,7 @@ class WorkspaceFS:
         fd = self._open(path, os.O_RDONLY | os.O_DIRECTORY)
         try:
             entries = []
-            for name in sorted(os.listdir(fd)):
+            for name in sorted(os.listdir(fd)):  # noqa: PTH208 (listing a directory fd, not a path)
                 st = os.stat(name, dir_fd=fd, follow_symlinks=False)
                 entries.append(Entry(name, stat.S_ISDIR(st.st_mode), stat.S_ISLNK(st.st_mode), st.st_size))
             return entries
