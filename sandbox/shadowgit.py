@@ -87,8 +87,11 @@ class SnapshotInfo:
         last = message.rstrip("\n").rpartition("\n")[2]
         if not last.startswith(_META_PREFIX):
             raise SnapshotError("not a branchwise snapshot commit")
-        body = json.loads(last[len(_META_PREFIX) :])
-        return cls(body["label"], tuple(body["empty_dirs"]), tuple(body["nested_repos"]))
+        try:
+            body = json.loads(last[len(_META_PREFIX) :])
+            return cls(str(body["label"]), tuple(body["empty_dirs"]), tuple(body["nested_repos"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SnapshotError(f"malformed snapshot record: {exc}") from exc
 
 
 def default_git_dir(root: Path) -> Path:

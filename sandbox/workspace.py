@@ -99,7 +99,7 @@ class WorkspaceDiff:
         return [f.path for f in self.files]
 
     @property
-    def empty(self) -> bool:
+    def is_empty(self) -> bool:
         return not (self.files or self.empty_dirs_added or self.empty_dirs_removed)
 
 

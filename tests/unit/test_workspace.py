@@ -196,7 +196,7 @@ def test_diff_reports_statuses_and_a_patch_without_binary_dumps(ws: ShadowGitWor
     assert ws.diff(a, b).files == now.files
     assert ws.diff(a, b).patch == now.patch
     assert ws.changed_paths(b, a) == sorted(now.paths)
-    assert ws.diff(b).empty
+    assert ws.diff(b).is_empty
     assert ws.changed_paths(b) == []
 
 
