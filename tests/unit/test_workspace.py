@@ -92,6 +92,20 @@ def test_empty_directories_are_recreated_and_removed(ws: ShadowGitWorkspace):
     }
 
 
+def test_recreating_empty_directories_never_follows_a_symlink_out(tmp_path: Path, ws: ShadowGitWorkspace):
+    (ws.root / "a" / "b").mkdir(parents=True)
+    snap = ws.snapshot()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.rmtree(ws.root / "a")
+    (ws.root / "a").symlink_to(outside)
+    # A session that ignores "a" leaves the symlink in place: a and a/b cannot be made without following it.
+    other = ShadowGitWorkspace(ws.root, ws.git_dir, excludes=["/a"])
+    with pytest.raises(SnapshotError, match="cannot recreate directory 'a'"):
+        other.restore(snap)
+    assert list(outside.iterdir()) == []
+
+
 def test_files_and_directories_replace_each_other(ws: ShadowGitWorkspace):
     root = ws.root
     (root / "was_file").write_text("file\n")
