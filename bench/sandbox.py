@@ -56,9 +56,7 @@ def main() -> None:
         setup_start = time.perf_counter()
         with BwrapSandbox(workspace, settings) as sandbox:
             setup_ms = (time.perf_counter() - setup_start) * 1000
-            print(
-                f"session setup: {setup_ms:.1f} ms, degraded: {sandbox.describe()['degraded'] or 'nothing'}"
-            )
+            print(f"session setup: {setup_ms:.1f} ms, degraded: {sandbox.describe()['degraded'] or 'nothing'}")
             for name, argv in COMMANDS.items():
                 plain: list[float] = []
                 boxed: list[float] = []

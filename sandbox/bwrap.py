@@ -58,9 +58,7 @@ def check_bwrap(bwrap: str) -> str:
     """The bwrap path, once it has been seen to create a user namespace; else SandboxUnavailable."""
     path = shutil.which(bwrap)
     if path is None:
-        raise SandboxUnavailable(
-            f"bubblewrap is not installed ({bwrap} not found): apt-get install bubblewrap"
-        )
+        raise SandboxUnavailable(f"bubblewrap is not installed ({bwrap} not found): apt-get install bubblewrap")
     probe = [path, *namespace_args(unshare_net=True), "--ro-bind", "/", "/", "--", "/bin/true"]
     try:
         done = subprocess.run(probe, env={}, capture_output=True, timeout=10)
@@ -222,9 +220,7 @@ class BwrapSandbox:
                 env_args += ["--setenv", key, value]
             launch = Launch(self._bpf)
             full = [*self._launcher, *self._static, *binds, *extra, "--clearenv", *env_args]
-            workdir = (
-                self.workspace / cwd if cwd is not None else self.workspace
-            )  # relative: to the workspace
+            workdir = self.workspace / cwd if cwd is not None else self.workspace  # relative: to the workspace
             full += ["--chdir", str(workdir), *launch.bwrap_args, "--", *argv]
             yield full, launch
         finally:
@@ -244,9 +240,7 @@ class BwrapSandbox:
                env: Mapping[str, str] | None, **opts: Any) -> BackgroundProcess:  # fmt: skip
         with self._command(argv, cwd, env, **opts) as (full, launch):
             try:
-                start = self._spawner.submit(
-                    into.start, full, cwd=Path("/"), env={}, pass_fds=launch.pass_fds
-                )
+                start = self._spawner.submit(into.start, full, cwd=Path("/"), env={}, pass_fds=launch.pass_fds)
                 record = start.result()
             except BaseException:
                 launch.close()
@@ -277,9 +271,7 @@ class BwrapSandbox:
                     launch.kill_tree()
                 return result
             except _SpawnFailed as exc:
-                return ExecResult(
-                    exit_code=126, output=f"branchwise sandbox: cannot start the command: {exc}"
-                )
+                return ExecResult(exit_code=126, output=f"branchwise sandbox: cannot start the command: {exc}")
             finally:
                 launch.close()
 

@@ -20,9 +20,7 @@ _LAUNCH = (
 )
 
 
-def launcher_argv(
-    limits: LimitSettings, *, cgroup_procs: list[Path], prefix: list[str], bwrap: str
-) -> list[str]:
+def launcher_argv(limits: LimitSettings, *, cgroup_procs: list[Path], prefix: list[str], bwrap: str) -> list[str]:
     """`sh -c <launch> ... -- [nsenter ...] bwrap`: the part of every command line before bwrap's flags."""
     # dash and bash-as-sh both count ulimit -f in 512-byte blocks (POSIX).
     rlimits = [f"ulimit -t {limits.cpu_seconds}", f"ulimit -f {limits.file_size_mb * 2048}"]

@@ -221,9 +221,7 @@ class _Handler(socketserver.BaseRequestHandler):
             upstream, refusal, error = _connect(host, port, pattern)
             if refusal:
                 allowed, reason = False, refusal
-        proxy.record(
-            EgressDecision(time.time(), method, host, port, "allow" if allowed else "deny", reason, error)
-        )
+        proxy.record(EgressDecision(time.time(), method, host, port, "allow" if allowed else "deny", reason, error))
         if not allowed:
             _reply(conn, 403, f"branchwise sandbox: {reason}")
             return
@@ -280,9 +278,7 @@ def _parse(head: bytes) -> tuple[str, str, int, bytes] | None:
     name = normalize_host(host.rpartition("@")[2])
     if not name or not 0 < port < 65536:
         return None
-    kept = [
-        ln for ln in lines[1:] if not ln.lower().startswith(("proxy-connection:", "proxy-authorization:"))
-    ]
+    kept = [ln for ln in lines[1:] if not ln.lower().startswith(("proxy-connection:", "proxy-authorization:"))]
     forward = "\r\n".join([f"{method} {slash}{path} {version}", *kept]) + "\r\n\r\n"
     return method, name, port, forward.encode("latin-1")
 

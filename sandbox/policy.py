@@ -67,9 +67,7 @@ class Policy:
         self.sandbox_mode = sandbox.mode
         self.workspace = workspace.resolve()
         self.protected = [Path(p) for p in sandbox.protected]
-        user = [
-            CompiledRule(r, r.name or f"rule {i + 1}", self.workspace) for i, r in enumerate(settings.rules)
-        ]
+        user = [CompiledRule(r, r.name or f"rule {i + 1}", self.workspace) for i, r in enumerate(settings.rules)]
         for rule in user:
             rule.check_examples()
         defaults = DEFAULT_RULES + (UNTRUSTED_ALLOW_RULES if self.approval == "untrusted" else [])
@@ -89,9 +87,7 @@ class Policy:
             hit = taint.check(call.strings())
             if hit is not None:
                 rule = "taint" if decision.action == "allow" else decision.rule
-                reason = (
-                    hit.explain() if decision.action == "allow" else f"{decision.reason}; {hit.explain()}"
-                )
+                reason = hit.explain() if decision.action == "allow" else f"{decision.reason}; {hit.explain()}"
                 decision = Decision("ask", rule, reason, hit.sources, hit.indicators)
         if self.approval == "never" and decision.action == "ask":
             reason = f"{decision.reason} (approval = never, so nobody can approve it: find another way)"
@@ -111,9 +107,7 @@ class Policy:
             if not writes:
                 continue
             if self.sandbox_mode == "read-only":
-                return Decision(
-                    "deny", "builtin:read-only", "the sandbox is read-only: file edits are not allowed"
-                )
+                return Decision("deny", "builtin:read-only", "the sandbox is read-only: file edits are not allowed")
             # Both the path as written and where its symlinks lead must stay clear of protected paths.
             for rel in (self._lexical(path), full.relative_to(self.workspace)):
                 if rel is not None and any(rel == p or p in rel.parents for p in self.protected):
@@ -138,13 +132,9 @@ class Policy:
         if call.tool in READ_TOOLS | FREE_TOOLS:
             return Decision("allow", "default:read", "reads the workspace only")
         if self.approval == "untrusted":
-            return Decision(
-                "ask", "default:untrusted", "approval = untrusted: calls outside the allow list need a yes"
-            )
+            return Decision("ask", "default:untrusted", "approval = untrusted: calls outside the allow list need a yes")
         if call.tool == "shell":
-            where = (
-                "without a sandbox (full-access)" if self.sandbox_mode == "full-access" else "in the sandbox"
-            )
+            where = "without a sandbox (full-access)" if self.sandbox_mode == "full-access" else "in the sandbox"
             return Decision("allow", "default:shell", f"runs {where} ({self.sandbox_mode})")
         if call.tool in WRITE_TOOLS:
             return Decision("allow", "default:workspace-edit", "edits a file inside the workspace")

@@ -84,9 +84,7 @@ def probe_rlimits() -> Probe:
     except OSError as exc:
         return Probe("rlimits", "missing", f"/bin/sh: {exc.strerror}", "apt-get install dash")
     if done.returncode != 0:
-        return Probe(
-            "rlimits", "missing", done.stderr.strip() or "ulimit failed", "check /bin/sh supports ulimit"
-        )
+        return Probe("rlimits", "missing", done.stderr.strip() or "ulimit failed", "check /bin/sh supports ulimit")
     return Probe("rlimits", "ok", "CPU time, file size and open files set with ulimit before bwrap")
 
 

@@ -80,9 +80,7 @@ class CompiledRule:
 
     def check_examples(self) -> None:
         """Raise PolicyError when the rule disagrees with one of its own examples."""
-        cases = [(e, True) for e in self.rule.examples.match] + [
-            (e, False) for e in self.rule.examples.not_match
-        ]
+        cases = [(e, True) for e in self.rule.examples.match] + [(e, False) for e in self.rule.examples.not_match]
         for example, expected in cases:
             if self.matches(self.example_call(example)) != expected:
                 verdict = "should match but does not" if expected else "should not match but does"
@@ -175,9 +173,7 @@ def _schema_validator(schema: dict[str, Any], name: str) -> Any:
     try:
         import jsonschema
     except ImportError:
-        raise PolicyError(
-            f"{name}: args_schema needs the jsonschema package (pip install jsonschema)"
-        ) from None
+        raise PolicyError(f"{name}: args_schema needs the jsonschema package (pip install jsonschema)") from None
     try:
         cls = jsonschema.validators.validator_for(schema)
         cls.check_schema(schema)

@@ -147,7 +147,7 @@ class WorkspaceFS:
         fd = self._open(path, os.O_RDONLY | os.O_DIRECTORY)
         try:
             entries = []
-            for name in sorted(os.listdir(fd)):  # noqa: PTH208 (listing a directory fd, not a path)
+            for name in sorted(os.listdir(fd)):
                 st = os.stat(name, dir_fd=fd, follow_symlinks=False)
                 entries.append(Entry(name, stat.S_ISDIR(st.st_mode), stat.S_ISLNK(st.st_mode), st.st_size))
             return entries

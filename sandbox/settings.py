@@ -58,7 +58,7 @@ DEFAULT_DENY_READ = [
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 class LimitSettings(_Strict):

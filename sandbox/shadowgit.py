@@ -76,9 +76,7 @@ class SnapshotInfo:
         """The commit message that carries this record (the commit's tree stays exactly the workspace)."""
         body = {"v": 1, "label": self.label, "empty_dirs": self.empty_dirs, "nested_repos": self.nested_repos}
         title = " ".join(self.label.split()) or "snapshot"
-        return f"{title}\n\n{_META_PREFIX}{json.dumps(body, sort_keys=True)}\n".encode(
-            "utf-8", "surrogateescape"
-        )
+        return f"{title}\n\n{_META_PREFIX}{json.dumps(body, sort_keys=True)}\n".encode("utf-8", "surrogateescape")
 
     @classmethod
     def from_commit(cls, commit: bytes) -> SnapshotInfo:

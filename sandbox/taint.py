@@ -39,9 +39,7 @@ _INERT_PATHS = (
 
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>`|;(){}\\]+")
 _EMAIL = re.compile(r"\b[\w.+-]+@((?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,})\b")
-_HOST = re.compile(
-    r"(?<![\w@./-])((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24})\b(?![./-]\w)"
-)
+_HOST = re.compile(r"(?<![\w@./-])((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24})\b(?![./-]\w)")
 _IPV4 = re.compile(r"(?<![\w.])(\d{1,3}(?:\.\d{1,3}){3})(?![\w.])")
 _ABS_PATH = re.compile(r"(?<![\w.~/:$-])(/[\w.@+%-]+(?:/[\w.@+%-]*)*)")
 _HOME_PATH = re.compile(r"(?:~|\$HOME|\$\{HOME\})/[\w.@+%/-]*")
@@ -72,11 +70,7 @@ def indicators(text: str, workspace: Path | None = None) -> set[str]:
     found.update(_paths(text, workspace))
     for match in _TOKEN.finditer(text):
         token = match.group(0)
-        if (
-            any(c.isupper() for c in token)
-            and any(c.islower() for c in token)
-            and any(c.isdigit() for c in token)
-        ):
+        if any(c.isupper() for c in token) and any(c.islower() for c in token) and any(c.isdigit() for c in token):
             found.add(token)
     return found
 
@@ -85,9 +79,7 @@ def _url_host(url: str) -> str:
     authority = url.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2]
     if authority.startswith("["):
         return authority[1:].partition("]")[0].lower()
-    return (
-        authority.rsplit(":", 1)[0].rstrip(".").lower() if ":" in authority else authority.rstrip(".").lower()
-    )
+    return authority.rsplit(":", 1)[0].rstrip(".").lower() if ":" in authority else authority.rstrip(".").lower()
 
 
 def _paths(text: str, workspace: Path | None) -> set[str]:

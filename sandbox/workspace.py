@@ -273,9 +273,7 @@ class ShadowGitWorkspace:
         self._nested = {p for p in self._nested if is_nested_repo(self.root / p)}
         self._add_all()
         untracked = split_z(
-            self._git.run(
-                "ls-files", "-o", "--directory", "--exclude-standard", "-z", *exclude_pathspecs(self._nested)
-            )
+            self._git.run("ls-files", "-o", "--directory", "--exclude-standard", "-z", *exclude_pathspecs(self._nested))
         )
         empty_dirs = self._dirs_without_files([p.rstrip("/") for p in untracked if p.endswith("/")])
         tree = self._git.run("write-tree").decode().strip()

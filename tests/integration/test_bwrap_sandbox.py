@@ -45,10 +45,7 @@ def test_invalid_input_is_an_error_not_a_result(box: BwrapSandbox) -> None:
 
 def test_concurrent_commands(box: BwrapSandbox) -> None:
     outputs: list[str] = []
-    threads = [
-        threading.Thread(target=lambda i=i: outputs.append(box.run(["echo", str(i)]).output))
-        for i in range(8)
-    ]
+    threads = [threading.Thread(target=lambda i=i: outputs.append(box.run(["echo", str(i)]).output)) for i in range(8)]
     for t in threads:
         t.start()
     for t in threads:

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sbx_helpers import HostServer
 
 from branchwise.sandbox.bwrap import BwrapSandbox
 from branchwise.sandbox.settings import SandboxSettings
+from tests.security.sbx_helpers import HostServer
 
 HOOK = "#!/bin/sh\necho original hook\n"
 GIT_CONFIG = "[core]\n\tbare = false\n"

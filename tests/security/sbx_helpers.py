@@ -58,7 +58,5 @@ def free_port() -> int:
 
 def errno_of(box: BwrapSandbox, statement: str) -> str:
     """Run one Python statement in the sandbox: "ok", or the errno of the OSError it raised."""
-    code = (
-        f"import os, socket\ntry:\n    {statement}\n    print('ok')\nexcept OSError as e:\n    print(e.errno)"
-    )
+    code = f"import os, socket\ntry:\n    {statement}\n    print('ok')\nexcept OSError as e:\n    print(e.errno)"
     return py(box, code).output.strip()

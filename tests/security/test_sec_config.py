@@ -35,9 +35,7 @@ def test_bwrap_without_user_namespaces_refuses_to_start(workspace: Path, tmp_pat
     # A stand-in for a bwrap that cannot create user namespaces (as on kernels that forbid them).
     fake = tmp_path / "bwrap"
     refuse = 'echo "bwrap: No permissions to create new namespace" >&2; exit 1'
-    fake.write_text(
-        f'#!/bin/sh\ncase " $* " in *" --unshare-user "*) {refuse};; esac\nexec /usr/bin/bwrap "$@"\n'
-    )
+    fake.write_text(f'#!/bin/sh\ncase " $* " in *" --unshare-user "*) {refuse};; esac\nexec /usr/bin/bwrap "$@"\n')
     fake.chmod(0o755)
     with pytest.raises(SandboxUnavailable, match="user namespace"):
         make_sandbox(SandboxSettings(bwrap=str(fake)), workspace)

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import GIT_CONFIG, HOOK
-from sbx_helpers import sh
 
 from branchwise.sandbox.bwrap import BwrapSandbox
+from tests.security.conftest import GIT_CONFIG, HOOK
+from tests.security.sbx_helpers import sh
 
 
 # Case 1: writes outside the workspace fail with EROFS and nothing appears on the host.
@@ -37,9 +37,7 @@ def test_workspace_write_succeeds(box: BwrapSandbox, workspace: Path) -> None:
     assert (workspace / "src" / "out.txt").read_text() == "built\n"
 
 
-def test_read_only_mode_refuses_workspace_writes(
-    make_box: Callable[..., BwrapSandbox], workspace: Path
-) -> None:
+def test_read_only_mode_refuses_workspace_writes(make_box: Callable[..., BwrapSandbox], workspace: Path) -> None:
     box = make_box(mode="read-only")
     result = sh(box, "echo x > new.txt; echo x >> README.md")
     assert result.output.count("Read-only file system") == 2
@@ -67,9 +65,7 @@ def test_root_home_is_an_empty_tmpfs(box: BwrapSandbox) -> None:
     assert result.output.strip() == "0"
 
 
-def test_deny_read_masks_workspace_files_and_host_files(
-    make_box: Callable[..., BwrapSandbox], workspace: Path
-) -> None:
+def test_deny_read_masks_workspace_files_and_host_files(make_box: Callable[..., BwrapSandbox], workspace: Path) -> None:
     (workspace / ".env").write_text("API_TOKEN=super-secret-value\n")
     (workspace / "secrets").mkdir()
     (workspace / "secrets" / "prod.key").write_text("another-secret\n")
@@ -145,9 +141,7 @@ def test_protection_holds_while_a_background_process_runs(box: BwrapSandbox, wor
     assert not (workspace / ".envrc").exists()
 
 
-def test_missing_shell_rc_files_are_only_blocked_in_a_home_directory(
-    box: BwrapSandbox, workspace: Path
-) -> None:
+def test_missing_shell_rc_files_are_only_blocked_in_a_home_directory(box: BwrapSandbox, workspace: Path) -> None:
     # A trade-off, kept visible here: shells read rc files only from a home directory, so outside one
     # a missing .bashrc is not worth a mount per command. An existing one is still read-only.
     (workspace / ".zshrc").write_text("# original\n")
@@ -157,9 +151,7 @@ def test_missing_shell_rc_files_are_only_blocked_in_a_home_directory(
     assert (workspace / ".zshrc").read_text() == "# original\n"
 
 
-def test_git_worktree_pointer_file_is_protected(
-    make_box: Callable[..., BwrapSandbox], workspace: Path
-) -> None:
+def test_git_worktree_pointer_file_is_protected(make_box: Callable[..., BwrapSandbox], workspace: Path) -> None:
     # In a linked worktree `.git` is a file naming the git dir; rewriting it could swap in other hooks.
     git_dir = workspace / ".git"
     (git_dir / "hooks" / "pre-commit").unlink()

@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
-from sbx_helpers import sh
 
 from branchwise.sandbox.bwrap import BwrapSandbox
 from branchwise.sandbox.safefs import PathEscape, WorkspaceFS
+from tests.security.sbx_helpers import sh
 
 SECRET = "-----BEGIN FAKE KEY-----\nkey-material\n"
 
@@ -29,9 +29,7 @@ def test_symlink_to_a_secret_is_refused(workspace: Path, secret_file: Path) -> N
         WorkspaceFS(workspace).read_bytes("leak")
 
 
-@pytest.mark.parametrize(
-    "path", ["pw", "etc/passwd", "../../../../../../etc/passwd", "/etc/passwd", "sub/../../x"]
-)
+@pytest.mark.parametrize("path", ["pw", "etc/passwd", "../../../../../../etc/passwd", "/etc/passwd", "sub/../../x"])
 def test_paths_leading_out_are_refused(workspace: Path, path: str) -> None:
     (workspace / "pw").symlink_to("/etc/passwd")
     (workspace / "etc").symlink_to("/etc")

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sbx_helpers import py, sh
 
 from branchwise.sandbox.base import OutputLimits
 from branchwise.sandbox.bwrap import BwrapSandbox
+from tests.security.sbx_helpers import py, sh
 
 # Session cgroups need root on these machines (see doctor); as root their absence is a failure.
 needs_cgroups = pytest.mark.skipif(os.geteuid() != 0, reason="session cgroups need root here")
@@ -77,9 +77,7 @@ def test_hang_is_killed_at_the_timeout(box: BwrapSandbox) -> None:
 
 def test_daemons_and_double_forks_die_with_the_command(box: BwrapSandbox) -> None:
     marker = f"{random.randint(100000, 999999)}"
-    script = (
-        f"setsid sleep {marker} & (sleep {marker} &) ; nohup sleep {marker} >/dev/null 2>&1 & echo started"
-    )
+    script = f"setsid sleep {marker} & (sleep {marker} &) ; nohup sleep {marker} >/dev/null 2>&1 & echo started"
     result = sh(box, script, timeout=10)
     assert result.output.strip() == "started"
     time.sleep(0.2)

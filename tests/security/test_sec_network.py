@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sbx_helpers import HostServer, errno_of, free_port, py, sh
 
 from branchwise.sandbox.bwrap import BwrapSandbox
+from tests.security.sbx_helpers import HostServer, errno_of, free_port, py, sh
 
 CONNECT = """
 import socket, sys
@@ -130,9 +130,7 @@ def unix_server(tmp_path: Path) -> Iterator[tuple[Path, str, list[int]]]:
         srv.close()
 
 
-def test_host_unix_sockets_are_unreachable(
-    box: BwrapSandbox, unix_server: tuple[Path, str, list[int]]
-) -> None:
+def test_host_unix_sockets_are_unreachable(box: BwrapSandbox, unix_server: tuple[Path, str, list[int]]) -> None:
     path, abstract, accepted = unix_server
     probe = (
         "import socket, sys\nfor a in sys.argv[1:]:\n s = socket.socket(socket.AF_UNIX)\n"

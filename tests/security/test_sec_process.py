@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sbx_helpers import errno_of, py, sh
 
 from branchwise.sandbox.bwrap import BwrapSandbox
+from tests.security.sbx_helpers import errno_of, py, sh
 
 SECRET = "sk-test-secret-4f1c9e"
 
@@ -114,9 +114,7 @@ def test_seccomp_denies_dangerous_syscalls(box: BwrapSandbox) -> None:
 
 
 def test_ordinary_tools_work_under_the_filter(box: BwrapSandbox) -> None:
-    script = (
-        "git init -q repo && cd repo && git -c user.email=a@b -c user.name=a commit -q --allow-empty -m x"
-    )
+    script = "git init -q repo && cd repo && git -c user.email=a@b -c user.name=a commit -q --allow-empty -m x"
     script += " && git log --oneline | wc -l"
     script += " && python3 -c 'import subprocess; print(subprocess.run([\"true\"]).returncode)'"
     result = sh(box, script)
@@ -132,10 +130,7 @@ def test_host_processes_are_invisible_and_unkillable(box: BwrapSandbox) -> None:
         visible = int(result.output.strip().splitlines()[-1])
         assert visible < 10  # only the sandbox's own few processes
         assert victim.poll() is None  # still running
-        assert (
-            sh(box, f"test -e /proc/{victim.pid}/cmdline && cat /proc/{victim.pid}/cmdline; true").output
-            == ""
-        )
+        assert sh(box, f"test -e /proc/{victim.pid}/cmdline && cat /proc/{victim.pid}/cmdline; true").output == ""
     finally:
         victim.kill()
         victim.wait()

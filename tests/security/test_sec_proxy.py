@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from sbx_helpers import HostServer, sh
-
 from branchwise.sandbox.bwrap import BwrapSandbox
+from tests.security.sbx_helpers import HostServer, sh
 
 # Test servers listen on the host's 127.0.0.1; inside, 127.0.0.1 is the sandbox's own loopback, so they
 # are reached by name through the proxy. NO_PROXY exempts localhost (the session's own servers), so
@@ -52,9 +51,7 @@ def test_connect_tunnels_are_filtered_too(make_box: Callable[..., BwrapSandbox])
     )
 
 
-def test_bypassing_the_proxy_reaches_nothing(
-    make_box: Callable[..., BwrapSandbox], host_server: HostServer
-) -> None:
+def test_bypassing_the_proxy_reaches_nothing(make_box: Callable[..., BwrapSandbox], host_server: HostServer) -> None:
     box = make_box(network="proxy", allowed_domains=[f"localhost:{host_server.port}"])
     for url in (f"http://127.0.0.1:{host_server.port}/", "http://1.1.1.1/"):
         assert sh(box, f"curl -sS -m 3 --noproxy '*' {url}").exit_code != 0
@@ -83,9 +80,7 @@ def test_globs_do_not_reach_loopback_or_private_addresses(
 
 
 # Case 19 (network): an empty allow list means no network at all, not "no filter".
-def test_empty_allow_list_denies_everything(
-    make_box: Callable[..., BwrapSandbox], host_server: HostServer
-) -> None:
+def test_empty_allow_list_denies_everything(make_box: Callable[..., BwrapSandbox], host_server: HostServer) -> None:
     box = make_box(network="proxy", allowed_domains=[])
     assert status(box, f"http://localhost:{host_server.port}/") == "403"
     assert "403" in sh(box, "curl -sS -m 5 https://example.com/").output

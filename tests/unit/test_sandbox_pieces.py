@@ -35,9 +35,7 @@ def test_domain_rules(allowed: list[str], denied: list[str], host: str, port: in
 def test_non_public_addresses_need_an_exact_entry() -> None:
     assert DomainRules.check_addresses("x.example", ["127.0.0.1"], HostPattern.parse("*.example")) is not None
     assert DomainRules.check_addresses("x.example", ["169.254.169.254"], HostPattern.parse("*")) is not None
-    assert (
-        DomainRules.check_addresses("localhost", ["127.0.0.1"], HostPattern.parse("localhost:8080")) is None
-    )
+    assert DomainRules.check_addresses("localhost", ["127.0.0.1"], HostPattern.parse("localhost:8080")) is None
     assert DomainRules.check_addresses("x.example", ["93.184.216.34"], HostPattern.parse("*.example")) is None
 
 
