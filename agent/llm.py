@@ -6,8 +6,11 @@ only one, and provider errors are translated here, at the boundary, by the table
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import logging
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +22,7 @@ from .events import ToolCallRecord, Usage
 from .model import Message, Reply
 
 MAX_BACKOFF_S = 60.0
+_MCP_MISSING = importlib.util.find_spec("mcp") is None
 
 
 @dataclass(frozen=True)
@@ -43,20 +47,34 @@ ERRORS: dict[str, ErrorInfo] = {
     "RateLimitError": ErrorInfo(True, ModelUnavailable, "rate limited by the provider"),
     "Timeout": ErrorInfo(True, ModelUnavailable, "no answer from {model} within {timeout:g} s"),
     "APIConnectionError": ErrorInfo(True, ModelUnavailable, "cannot reach the model server{base}"),
-    "InternalServerError": ErrorInfo(True, ModelUnavailable, "the model server failed"),
+    "InternalServerError": ErrorInfo(True, ModelUnavailable, "the model server{base} failed or cannot be reached"),
     "ServiceUnavailableError": ErrorInfo(True, ModelUnavailable, "the model service is unavailable"),
     "BadGatewayError": ErrorInfo(True, ModelUnavailable, "the model server failed (bad gateway)"),
     "APIError": ErrorInfo(True, ModelUnavailable, "the model server failed"),
 }
+# litellm files some statuses under generic classes (a 403 is an APIError); these never get better by retrying.
+STATUS_ERRORS: dict[int | None, ErrorInfo] = {
+    400: ERRORS["BadRequestError"],
+    401: ERRORS["AuthenticationError"],
+    403: ERRORS["PermissionDeniedError"],
+    404: ERRORS["NotFoundError"],
+    413: ErrorInfo(False, ModelError, "the request is too large for {model}"),
+    422: ERRORS["UnprocessableEntityError"],
+}
 
 
 def import_litellm() -> Any:
-    """Import litellm quietly and without network access."""
+    """Import litellm quietly, offline, and without it loading a .env file into our environment."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    os.environ.setdefault("LITELLM_MODE", "PRODUCTION")  # otherwise `import litellm` runs load_dotenv()
+    # litellm's own types trip a pydantic warning on the first completion; it is not ours to show.
+    warnings.filterwarnings("ignore", message=r"Items? .* on TypedDict class .* ReadOnly", category=UserWarning)
     import litellm
 
-    litellm.suppress_debug_info = True
-    litellm.telemetry = False
+    litellm.suppress_debug_info = True  # no banners on stdout
+    litellm.disable_hf_tokenizer_download = True  # llama names would try huggingface.co for a tokenizer
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     return litellm
 
 
@@ -70,6 +88,7 @@ class LiteLLMModel:
         self.settings = settings
         self.notify = notify
         self.native_tools = settings.tool_calling != "text"
+        self.supports_n = True
         self._api_key: str | None = None
         self._litellm: Any = None
 
@@ -78,7 +97,7 @@ class LiteLLMModel:
         litellm = self._lib()
         try:
             _, provider, _, _ = litellm.get_llm_provider(self.name, api_base=self.settings.api_base)
-        except Exception as exc:  # litellm raises plain exceptions here for names it cannot place
+        except litellm.exceptions.BadRequestError as exc:
             raise ModelConfigError(
                 f"unknown model {self.name!r}: litellm cannot tell its provider; write provider/model, "
                 "e.g. openai/gpt-4o-mini, anthropic/claude-sonnet-4-5 or ollama/qwen2.5-coder"
@@ -86,6 +105,8 @@ class LiteLLMModel:
         self._api_key = self._find_key(litellm, provider)
         if self.settings.tool_calling == "auto":
             self.native_tools = self._supports_tools(litellm)
+        params = litellm.get_supported_openai_params(model=self.name, custom_llm_provider=provider) or []
+        self.supports_n = "n" in params
 
     def _find_key(self, litellm: Any, provider: str) -> str | None:
         env_name = self.settings.api_key_env
@@ -145,12 +166,14 @@ class LiteLLMModel:
             "messages": messages if self.native_tools else textformat.to_text_messages(messages, tools),
             "temperature": s.temperature if temperature is None else temperature,
             "timeout": s.timeout_s,
-            "num_retries": 0,  # our loop below is the only retry loop
-            "max_retries": 0,
+            "num_retries": 0,  # our loop in _call is the only retry loop (this also stops the SDK's)
             **s.extra,
         }
         if self.native_tools and tools:
             kwargs["tools"] = tools
+            if _MCP_MISSING:
+                # litellm 1.106 imports its MCP handler for any call with tools unless told not to.
+                kwargs["_skip_mcp_handler"] = True
         if n > 1:
             kwargs["n"] = n
         if s.api_base:
@@ -184,11 +207,10 @@ class LiteLLMModel:
     def _wait(self, state: Any) -> float:
         """Exponential backoff, or longer when the provider's Retry-After asks for it."""
         delay = self.settings.retry_backoff_s * (2 ** (state.attempt_number - 1))
-        response = getattr(state.outcome.exception(), "response", None)
-        headers = getattr(response, "headers", None)
+        headers = getattr(state.outcome.exception(), "litellm_response_headers", None)
         if headers is not None:
             try:
-                delay = max(delay, float(headers.get("retry-after", 0)))
+                delay = max(delay, float(headers.get("retry-after") or 0))
             except (TypeError, ValueError):
                 pass
         return min(delay, MAX_BACKOFF_S)
@@ -240,11 +262,11 @@ class LiteLLMModel:
             raise ModelError(f"{self.name} returned no choices")
         return replies
 
-    def _cost(self, response: Any) -> float:
-        try:
-            return float(self._lib().completion_cost(completion_response=response) or 0.0)
-        except Exception:  # models without a known price (local servers) cost nothing we can tell
-            return 0.0
+    @staticmethod
+    def _cost(response: Any) -> float:
+        """litellm's price for the call; None for models it has no price for (local servers): 0."""
+        hidden = getattr(response, "_hidden_params", None) or {}
+        return float(hidden.get("response_cost") or 0.0)
 
 
 def _native_calls(message: Any, choice: int) -> list[ToolCallRecord]:
@@ -267,10 +289,12 @@ def _native_calls(message: Any, choice: int) -> list[ToolCallRecord]:
 
 
 def _lookup(exc: BaseException) -> ErrorInfo | None:
+    """How to handle a provider error: by its class, unless its HTTP status says it cannot get better."""
     for cls in type(exc).__mro__:
         info = ERRORS.get(cls.__name__)
         if info is not None and cls.__module__.startswith(("litellm", "openai", "httpx")):
-            return info
+            status = getattr(exc, "status_code", None)
+            return STATUS_ERRORS.get(status, info) if info.retry else info
     return None
 
 
