@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from branchwise.sandbox.settings import PolicySettings, SandboxSettings
+
 from .errors import ConfigError
 
 
@@ -73,6 +75,38 @@ class ToolSettings(_Section):
     """Wall-clock limit of one task check."""
 
 
+class SearchSettings(_Section):
+    """Tree search over actions: none (the plain loop), best-of-n, or mcts."""
+
+    strategy: Literal["none", "best-of-n", "mcts"] = "none"
+    """none: one trajectory; best-of-n: independent attempts picked by verification; mcts: a tree search."""
+    attempts: int = Field(3, ge=1)
+    """best-of-n: how many independent attempts."""
+    branching: int = Field(1, ge=1)
+    """Candidate replies proposed per expansion (one query with n, or distinct alternatives asked in turn)."""
+    max_nodes: int = Field(40, ge=2)
+    """Nodes (executed replies) the search may create in all."""
+    max_model_calls: int = Field(80, ge=1)
+    """Model calls in all: proposals (one per candidate), judge calls and the final chooser."""
+    max_expansions: int = Field(3, ge=1)
+    """mcts: children per node at most."""
+    max_depth: int = Field(20, ge=1)
+    """mcts: steps from the root at most."""
+    exploration: float = Field(0.05, ge=0)
+    """mcts: UCT exploration constant on [0, 1] rewards (small: near best-first)."""
+    depth_penalty: float = Field(0.004, ge=0)
+    """mcts: subtracted per sqrt(depth), so shallow alternatives stay in reach."""
+    temperature: float = Field(0.7, ge=0, le=2)
+    """Sampling temperature for candidate replies."""
+    judge: Literal["auto", "model", "off"] = "auto"
+    """LLM judge for nodes the executable signals do not decide: model, off, or auto (off for scripted models)."""
+    min_verified: int = Field(1, ge=1)
+    """Stop once this many distinct finished candidates pass the checks."""
+    check_after_edits: bool = True
+    """Run the task's checks at the start and after every step that changes files, and value each step by them
+    (costs the checks' run time per step; the strongest signal the search has)."""
+
+
 class Config(_Section):
     """Everything a run needs to know, merged from all layers."""
 
@@ -86,6 +120,9 @@ class Config(_Section):
     llm: LLMSettings = LLMSettings()
     limits: LimitsSettings = LimitsSettings()
     tools: ToolSettings = ToolSettings()
+    search: SearchSettings = SearchSettings()
+    sandbox: SandboxSettings = SandboxSettings()
+    policy: PolicySettings = PolicySettings()
 
 
 # Keys only a task file may set; they are not part of Config.
@@ -132,26 +169,33 @@ def read_toml_layer(path: Path, label: str) -> Layer:
 
 
 def env_layer(env: Mapping[str, str]) -> Layer:
-    """BRANCHWISE_MODEL, BRANCHWISE_<SECTION>_<KEY> (e.g. BRANCHWISE_LIMITS_MAX_STEPS) -> nested dict."""
+    """BRANCHWISE_MODEL, BRANCHWISE_<SECTION>_<KEY>: BRANCHWISE_LIMITS_MAX_STEPS, BRANCHWISE_SANDBOX_LIMITS_PIDS_MAX."""
     data: dict[str, Any] = {}
-    sections = {
-        name: info.annotation.model_fields
-        for name, info in Config.model_fields.items()
-        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
-    }
     for var, raw in sorted(env.items()):
         if not var.startswith("BRANCHWISE_"):
             continue
-        key = var.removeprefix("BRANCHWISE_").lower()
-        value = _parse_env_value(raw)
-        if key in Config.model_fields and key not in sections:
-            data[key] = value
-            continue
-        section = next((s for s in sections if key.startswith(s + "_") and key[len(s) + 1 :] in sections[s]), None)
-        if section is None:
+        path = _env_path(Config, var.removeprefix("BRANCHWISE_").lower())
+        if path is None:
             raise ConfigError(f"environment variable {var}: unknown setting")
-        data.setdefault(section, {})[key[len(section) + 1 :]] = value
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = _parse_env_value(raw)
     return Layer("environment", data)
+
+
+def _env_path(model: type[BaseModel], key: str) -> list[str] | None:
+    """Split an underscore-joined name into field names, descending into nested sections."""
+    for name, info in model.model_fields.items():
+        sub = info.annotation
+        is_section = isinstance(sub, type) and issubclass(sub, BaseModel)
+        if key == name and not is_section:
+            return [name]
+        if is_section and key.startswith(name + "_"):
+            rest = _env_path(sub, key[len(name) + 1 :])  # type: ignore[arg-type]
+            if rest is not None:
+                return [name, *rest]
+    return None
 
 
 def _parse_env_value(raw: str) -> Any:

@@ -62,6 +62,7 @@ class ModelReply(_Event):
     usage: Usage = Usage()
     cost_usd: float = 0.0
     model: str = ""
+    purpose: Literal["act", "judge", "choose", "plan"] = "act"
 
 
 class ToolCall(_Event):
@@ -105,6 +106,27 @@ class StepFinished(_Event):
     cost_usd: float = 0.0
 
 
+class SearchNode(_Event):
+    type: Literal["node"] = "node"
+    node: int
+    parent: int | None = None
+    depth: int = 0
+    action: str = ""
+    kind: str = ""
+    reward: float | None = None
+    visits: int = 0
+    status: str = "open"
+
+
+class SearchDone(_Event):
+    type: Literal["search"] = "search"
+    strategy: str
+    chosen: int | None = None
+    alternatives: list[int] = []
+    nodes: int = 0
+    stop_reason: str = ""
+
+
 class Warning(_Event):
     type: Literal["warning"] = "warning"
     message: str
@@ -133,6 +155,8 @@ Event = Annotated[
     | FormatError
     | Check
     | StepFinished
+    | SearchNode
+    | SearchDone
     | Warning
     | RunFinished,
     Field(discriminator="type"),

@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from typing import Any
 
-from branchwise.sandbox.base import SandboxError
-from branchwise.tools import Observation, ToolBox, ToolContext, ToolError
+from branchwise.tools import Observation, ToolBox, ToolContext
 
+from .actor import NO_TOOL_CALL, Actor
 from .config import LimitsSettings
 from .errors import BudgetExceeded, Completed, Failed
-from .events import (
-    CheckResult,
-    EventBus,
-    FormatError,
-    ModelReply,
-    StepFinished,
-    ToolCall,
-    ToolCallRecord,
-    ToolResult,
-    Usage,
-)
+from .events import CheckResult, EventBus, FormatError, ModelReply, StepFinished, ToolCallRecord, Usage
 from .model import Message, Model, Reply
+from .policy_gate import Gate
 
 ChecksRunner = Callable[[], list[CheckResult]]
-# Decides whether a call may run; returns None to allow it, or the reason it may not (sent to the model).
-Gate = Callable[[ToolCallRecord], str | None]
 
 
 class Executor:
@@ -48,7 +35,7 @@ class Executor:
         self.model, self.toolbox, self.ctx, self.bus, self.limits = model, toolbox, ctx, bus, limits
         self.temperature = temperature
         self.run_checks = run_checks
-        self.gate = gate
+        self.actor = Actor(toolbox, ctx, bus, gate)
         self.messages: list[Message] = []
         self.usage = Usage()
         self.cost_usd = 0.0
@@ -99,50 +86,20 @@ class Executor:
         return reply
 
     def execute(self, reply: Reply) -> None:
-        if not reply.tool_calls:
-            self.format_error("Your reply called no tool. Use the tools to work on the task; call finish when done.")
+        outcome = self.actor.act(reply)
+        self.messages += outcome.messages
+        if outcome.no_tool_call:
+            self.format_error(NO_TOOL_CALL)
             return
-        finish: tuple[ToolCallRecord, Observation] | None = None
-        all_malformed = True
-        for call in reply.tool_calls:
-            if finish is not None:
-                self.add_result(call, Observation("Not run: finish was called earlier in the same reply.", True))
-                continue
-            obs, malformed = self.run_call(call)
-            all_malformed = all_malformed and malformed
-            if obs.data.get("finish"):
-                finish = (call, obs)
-            else:
-                self.add_result(call, obs)
-        if all_malformed:
+        if outcome.malformed:
             self.count_format_error()
         else:
             self.format_errors = 0
-        if finish is not None:
-            self.finish(*finish)
+        if outcome.finish is not None:
+            self.finish(*outcome.finish)
 
-    def run_call(self, call: ToolCallRecord) -> tuple[Observation, bool]:
-        """Run one call; returns its observation and whether the call itself was malformed."""
-        self.bus.emit(ToolCall(call=call))
-        try:
-            args = self.toolbox.parse_args(call.name, _arguments(call))
-        except ToolError as exc:
-            return Observation(f"Error: {exc}", is_error=True), True
-        refusal = self.gate(call) if self.gate else None
-        if refusal is not None:
-            return Observation(f"Not run: {refusal}", is_error=True), False
-        try:
-            return self.toolbox.get(call.name).run(args, self.ctx), False
-        except (ToolError, SandboxError) as exc:
-            return Observation(f"Error: {exc}", is_error=True), False
-        except OSError as exc:
-            return Observation(f"Error: {exc.filename or call.name}: {exc.strerror or exc}", is_error=True), False
-
-    def add_result(self, call: ToolCallRecord, obs: Observation, duration_s: float = 0.0) -> None:
-        self.bus.emit(
-            ToolResult(call_id=call.id, name=call.name, output=obs.output, is_error=obs.is_error, data=obs.data)
-        )
-        self.messages.append({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": obs.output})
+    def add_result(self, call: ToolCallRecord, obs: Observation) -> None:
+        self.messages.append(self.actor.tool_message(call, obs))
 
     def finish(self, call: ToolCallRecord, obs: Observation) -> None:
         """The model says it is done: run the task's checks; refuse the finish while they fail."""
@@ -177,15 +134,3 @@ class Executor:
         self.format_errors += 1
         if self.format_errors >= self.limits.max_format_errors:
             raise Failed(f"the model sent {self.format_errors} malformed replies in a row")
-
-
-def _arguments(call: ToolCallRecord) -> dict[str, Any]:
-    if call.arguments is not None:
-        return call.arguments
-    try:
-        parsed = json.loads(call.raw_arguments or "{}")
-    except json.JSONDecodeError as exc:
-        raise ToolError(f"arguments of {call.name} are not valid JSON ({exc.msg}); send a JSON object") from None
-    if not isinstance(parsed, dict):
-        raise ToolError(f"arguments of {call.name} must be a JSON object")
-    return parsed

@@ -7,17 +7,22 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from branchwise.sandbox.base import Sandbox
+from branchwise.sandbox.base import Sandbox, SandboxError
 from branchwise.sandbox.safefs import WorkspaceFS
+from branchwise.sandbox.workspace import ShadowGitWorkspace
 from branchwise.tools import ToolBox, ToolContext, default_tools
+from branchwise.tools.shell import COMMAND_ENV
 
+from .actor import Actor
 from .config import LoadedConfig
-from .errors import STATUS_EXIT, BranchwiseError, Completed, StopRun
-from .events import Check, CheckResult, EventBus, RunFinished, RunStarted, Warning
+from .errors import STATUS_EXIT, BranchwiseError, BudgetExceeded, Completed, EnvironmentProblem, Failed, StopRun
+from .events import Check, CheckResult, EventBus, RunFinished, RunStarted, Usage, Warning
 from .executor import Executor
 from .model import Model
+from .policy_gate import Approver
 from .prompts import find_instructions, system_prompt
 from .trajectory import TrajectoryWriter, new_run_id, prepare_runs_dir
+from .wiring import make_gate
 
 VERSION = "0.1.0"
 
@@ -60,6 +65,7 @@ class Session:
     bus: EventBus = field(default_factory=EventBus)
     run_id: str = field(default_factory=new_run_id)
     workdir: Path | None = None
+    approver: Approver | None = None
 
     def __post_init__(self) -> None:
         self.config = self.loaded.config
@@ -76,6 +82,12 @@ class Session:
             cwd=self.workdir,
         )
         self.toolbox = ToolBox(default_tools())
+        self.gate = make_gate(self.config, self.workspace, self.bus, approver=self.approver)
+        self.start_snapshot: str | None = None
+        try:
+            self.snapshots = ShadowGitWorkspace(self.workspace, session=self.run_id)
+        except SandboxError as exc:
+            raise EnvironmentProblem(f"cannot keep snapshots of {self.workspace}: {exc}") from None
 
     def __enter__(self) -> Session:
         return self
@@ -87,6 +99,45 @@ class Session:
     def run(self, task: str) -> RunFinished:
         """Run the task to its end; every way of stopping is handled here and recorded."""
         started = time.monotonic()
+        tally = _Tally()
+        status, summary, error, exit_code = "error", "", None, 1
+        try:
+            self.start_snapshot = self.snapshots.snapshot("start")
+            self.emit_start(task)
+            self.gate.trust(task)
+            instructions = find_instructions(self.workspace, self.config.instructions)
+            if instructions is not None:
+                self.gate.trust(instructions[1])
+            if self.config.search.strategy == "none":
+                self.run_plain(task, tally)
+            else:
+                self.run_search(task, tally)
+        except StopRun as stop:
+            status, summary = stop.status, stop.reason
+            exit_code = STATUS_EXIT[status]
+            if tally.checks is None and stop.status in ("failed", "budget_exceeded") and self.config.checks:
+                tally.checks = self.run_checks()
+        except (BranchwiseError, SandboxError) as err:
+            error = summary = str(err)
+            exit_code = err.exit_code if isinstance(err, BranchwiseError) else EnvironmentProblem.exit_code
+        except KeyboardInterrupt:
+            status, summary, exit_code = "interrupted", "interrupted by the user", STATUS_EXIT["interrupted"]
+        finished = RunFinished(
+            status=status,
+            exit_code=exit_code,
+            summary=summary,
+            error=error,
+            steps=tally.steps,
+            tokens=tally.usage,
+            cost_usd=tally.cost_usd,
+            changed_files=self.changed_files(),
+            checks=tally.checks or [],
+            duration_s=round(time.monotonic() - started, 3),
+        )
+        self.bus.emit(finished)
+        return finished
+
+    def emit_start(self, task: str) -> None:
         info = self.sandbox.describe()
         self.bus.emit(
             RunStarted(
@@ -95,11 +146,15 @@ class Session:
                 workspace=str(self.workspace),
                 sandbox=info,
                 config=self.config.model_dump(mode="json"),
+                start_snapshot=self.start_snapshot,
                 version=VERSION,
             )
         )
         if not info.get("isolated"):
             self.bus.emit(Warning(message="running UNSANDBOXED: commands run directly on this machine"))
+
+    def run_plain(self, task: str, tally: _Tally) -> None:
+        """The plain loop (search strategy none)."""
         executor = Executor(
             self.model,
             self.toolbox,
@@ -108,33 +163,46 @@ class Session:
             self.config.limits,
             temperature=self.config.llm.temperature,
             run_checks=self.run_checks if self.config.checks else None,
+            gate=self.gate,
         )
-        status, summary, error, exit_code = "error", "", None, 1
         try:
             executor.run(self.system_prompt(), task)
-        except StopRun as stop:
-            status, summary = stop.status, stop.reason
-            exit_code = STATUS_EXIT[status]
-            if not isinstance(stop, Completed) and stop.status != "interrupted" and self.config.checks:
-                executor.last_checks = self.run_checks()
-        except BranchwiseError as err:
-            error, summary, exit_code = str(err), str(err), err.exit_code
-        except KeyboardInterrupt:
-            status, summary, exit_code = "interrupted", "interrupted by the user", STATUS_EXIT["interrupted"]
-        finished = RunFinished(
-            status=status,
-            exit_code=exit_code,
-            summary=summary,
-            error=error,
-            steps=executor.steps,
-            tokens=executor.usage,
-            cost_usd=executor.cost_usd,
-            changed_files=self.changed_files(),
-            checks=executor.last_checks or [],
-            duration_s=round(time.monotonic() - started, 3),
+        finally:
+            tally.steps, tally.usage, tally.cost_usd = executor.steps, executor.usage, executor.cost_usd
+            tally.checks = executor.last_checks
+
+    def run_search(self, task: str, tally: _Tally) -> None:
+        """best-of-n or mcts: explore branches from snapshots, verify, leave the workspace on the chosen one."""
+        from .search import SearchContext, make_search
+
+        settings = self.config.search
+        judge = (
+            None if settings.judge == "off" or (settings.judge == "auto" and _is_scripted(self.model)) else self.model
         )
-        self.bus.emit(finished)
-        return finished
+        sc = SearchContext(
+            model=self.model,
+            judge=judge,
+            actor=Actor(self.toolbox, self.ctx, self.bus, self.gate),
+            ctx=self.ctx,
+            workspace=self.snapshots,
+            bus=self.bus,
+            settings=settings,
+            limits=self.config.limits,
+            verify=self.run_checks if self.config.checks else None,
+            tree_path=self.run_dir / "tree.json",
+            task=task,
+        )
+        search = make_search(settings.strategy, sc)
+        messages = [{"role": "system", "content": self.system_prompt()}, {"role": "user", "content": task}]
+        try:
+            result = search.run(messages)
+        finally:
+            tally.steps = search.budget.nodes
+            tally.usage, tally.cost_usd = search.budget.usage, search.budget.cost_usd
+        tally.checks = result.checks or None
+        raise {"completed": Completed, "failed": Failed, "budget_exceeded": BudgetExceeded}[result.status](
+            result.summary
+        )
 
     def system_prompt(self) -> str:
         return system_prompt(
@@ -153,6 +221,7 @@ class Session:
                 ["bash", "--noprofile", "--norc", "-c", command],
                 cwd=self.workspace,
                 timeout=self.config.tools.check_timeout_s,
+                env=COMMAND_ENV,
             )
             result = CheckResult(
                 command=command,
@@ -166,4 +235,24 @@ class Session:
         return results
 
     def changed_files(self) -> list[str]:
-        return []
+        """Files that differ from the start of the run (nothing is known if the start was never recorded)."""
+        if self.start_snapshot is None:
+            return []
+        try:
+            return self.snapshots.changed_paths(self.start_snapshot)
+        except SandboxError:
+            return []
+
+
+@dataclass
+class _Tally:
+    """What a run used and what its last checks said, however it ended."""
+
+    steps: int = 0
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+    checks: list[CheckResult] | None = None
+
+
+def _is_scripted(model: Model) -> bool:
+    return getattr(model, "kind", "") == "scripted"

@@ -54,10 +54,7 @@ class Result:
 def _corpus(rng: random.Random) -> bytes:
     """About 1 MB of source-like text, so files compress the way code does."""
     words = [f"{w}_{i}" for i, w in enumerate(("def", "return", "self", "value", "import", "class") * 40)]
-    lines = [
-        " " * rng.choice((0, 4, 8)) + " ".join(rng.choices(words, k=rng.randint(2, 10)))
-        for _ in range(25_000)
-    ]
+    lines = [" " * rng.choice((0, 4, 8)) + " ".join(rng.choices(words, k=rng.randint(2, 10))) for _ in range(25_000)]
     return "\n".join(lines).encode()
 
 

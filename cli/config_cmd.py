@@ -64,21 +64,24 @@ def _toml(value: Any) -> str:
 
 def starter_text() -> str:
     """A commented config file generated from the settings' own documentation."""
-    lines = [HEADER]
+    return HEADER + "\n".join(_section_lines(Config, prefix="")) + "\n"
+
+
+def _section_lines(model: type[BaseModel], prefix: str) -> list[str]:
+    lines: list[str] = []
     sections: list[tuple[str, type[BaseModel]]] = []
-    for name, info in Config.model_fields.items():
+    for name, info in model.model_fields.items():
         annotation = info.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             sections.append((name, annotation))
-            continue
-        lines += _commented(name, info.description, info.get_default(call_default_factory=True))
-    for name, model in sections:
-        lines.append(f"\n[{name}]")
-        if model.__doc__:
-            lines.append(f"# {model.__doc__.strip().splitlines()[0]}")
-        for field_name, info in model.model_fields.items():
-            lines += _commented(field_name, info.description, info.get_default(call_default_factory=True))
-    return "\n".join(lines) + "\n"
+        else:
+            lines += _commented(name, info.description, info.get_default(call_default_factory=True))
+    for name, sub in sections:
+        lines.append(f"\n[{prefix}{name}]")
+        if sub.__doc__:
+            lines.append(f"# {sub.__doc__.strip().splitlines()[0]}")
+        lines += _section_lines(sub, prefix=f"{prefix}{name}.")
+    return lines
 
 
 def _commented(name: str, description: str | None, default: Any) -> list[str]:

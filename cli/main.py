@@ -47,6 +47,21 @@ def _root(
 
 
 CdOption = Annotated[Path | None, typer.Option("--cd", "-C", help="Work in this directory (default: the current one).")]
+SandboxOption = Annotated[
+    str | None, typer.Option("--sandbox", help="read-only, workspace-write (default) or full-access.")
+]
+NetworkOption = Annotated[
+    str | None, typer.Option("--network", help="off (default: a private loopback only), proxy or on.")
+]
+FullAccessOption = Annotated[
+    bool,
+    typer.Option(
+        "--dangerously-full-access",
+        help="Run commands with no sandbox at all (also when bubblewrap is missing). Only inside a throwaway VM.",
+    ),
+]
+sandbox_app = typer.Typer(help="Use the agent's sandbox directly.", no_args_is_help=True)
+app.add_typer(sandbox_app, name="sandbox")
 
 
 @app.command()
@@ -69,6 +84,21 @@ def run(
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many model calls.")] = None,
     max_cost: Annotated[float | None, typer.Option(help="Stop after spending this many dollars.")] = None,
     max_wall: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    search: Annotated[
+        str | None,
+        typer.Option("--search", help="none (one trajectory), best-of-n (independent attempts) or mcts (tree search)."),
+    ] = None,
+    attempts: Annotated[int | None, typer.Option(help="best-of-n: number of attempts.")] = None,
+    sandbox: SandboxOption = None,
+    network: NetworkOption = None,
+    approval: Annotated[
+        str | None,
+        typer.Option(
+            "--approval",
+            help="untrusted (ask for all but reads), on-request (ask to leave the sandbox) or never (refuse instead).",
+        ),
+    ] = None,
+    dangerously_full_access: FullAccessOption = False,
     cd: CdOption = None,
 ) -> None:
     """Run a task headless: plan, act in the sandbox, verify with the checks, and exit with a status code."""
@@ -85,7 +115,13 @@ def run(
             "limits.max_steps": max_steps,
             "limits.max_cost_usd": max_cost,
             "limits.max_wall_s": max_wall,
+            "search.strategy": search,
+            "search.attempts": attempts,
+            "sandbox.mode": sandbox,
+            "sandbox.network": network,
+            "policy.approval": approval,
         },
+        full_access=dangerously_full_access,
     )
     _exit(run_command(options))
 
@@ -137,6 +173,49 @@ def replay(
     from .runs_cmd import replay_command
 
     _exit(replay_command(run_id, cd=cd))
+
+
+@app.command("tree")
+def tree(
+    run_id: Annotated[str, typer.Argument(help="A run made with --search best-of-n or mcts.")],
+    html: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML page instead.")] = None,
+    cd: CdOption = None,
+) -> None:
+    """Draw a run's search tree: each node's action, reward, visits and status, the chosen path highlighted."""
+    from .tree_cmd import tree_command
+
+    _exit(tree_command(run_id, html_path=html, cd=cd))
+
+
+@sandbox_app.command("run", context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True})
+def sandbox_run(
+    command: Annotated[list[str], typer.Argument(help="The command and its arguments (put -- before them).")],
+    mode: SandboxOption = None,
+    network: NetworkOption = None,
+    allow_domain: Annotated[
+        list[str] | None, typer.Option("--allow-domain", help="Proxy mode: a host the command may reach (repeatable).")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Kill the command after this many seconds.")] = 120.0,
+    dangerously_full_access: FullAccessOption = False,
+    cd: CdOption = None,
+) -> None:
+    """Run one command in exactly the sandbox the agent would use, print its output, exit with its exit code.
+
+    Example: branchwise sandbox run --network off -- curl -sS https://example.com"""
+    from .sandbox_cmd import sandbox_run_command
+
+    flags = {"sandbox.mode": mode, "sandbox.network": network, "sandbox.allowed_domains": allow_domain or None}
+    _exit(sandbox_run_command(command, flags=flags, timeout=timeout, full_access=dangerously_full_access, cd=cd))
+
+
+@app.command("doctor")
+def doctor(cd: CdOption = None) -> None:
+    """Check bubblewrap, user namespaces, seccomp, cgroups, chromium, git, ripgrep and the model settings.
+
+    Exits 4 when the sandbox cannot be had (runs would refuse to start)."""
+    from .doctor_cmd import doctor_command
+
+    _exit(doctor_command(cd=cd))
 
 
 def _exit(code: int) -> None:

@@ -39,6 +39,22 @@ class Output:
     def info(self, message: str) -> None:
         print(message, file=self.out)
 
+    def can_ask(self) -> bool:
+        """Questions need a person: text output and a terminal on both ends."""
+        return self.fmt == "text" and sys.stdin.isatty() and self.err.isatty()
+
+    def approve(self, call: Any, decision: Any) -> bool:
+        """Ask the person at the terminal whether a call the policy flagged may run."""
+        args = call.arguments or {}
+        what = args.get("command") or args.get("path") or call.raw_arguments or ""
+        self.console.print(f"[bold yellow]approval needed[/] ({_escape(decision.rule)}): {_escape(decision.reason)}")
+        self.console.print(f"  {call.name}: {_escape(str(what))}")
+        try:
+            answer = input("  run it? [y/N] ")
+        except EOFError:
+            return False
+        return answer.strip().lower() in ("y", "yes")
+
     def data(self, obj: Any) -> None:
         """A machine-readable answer (config show --json, runs --json)."""
         print(json.dumps(obj, indent=2, ensure_ascii=False), file=self.out)
@@ -47,6 +63,8 @@ class Output:
         """An event subscriber."""
         if self.fmt == "stream-json":
             self._json_line(event.model_dump(mode="json"))
+        if event.type == "warning" and self.fmt != "text":
+            self.warn(event.message)  # stdout is for machines; people still see warnings on stderr
         elif self.fmt == "text":
             render = getattr(self, f"_text_{event.type}", None)
             if render is not None:

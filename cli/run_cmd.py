@@ -13,6 +13,7 @@ from branchwise.agent.errors import BranchwiseError, UsageError
 from branchwise.agent.events import EventBus, Warning
 from branchwise.agent.models import make_model
 from branchwise.agent.session import Session, find_workspace
+from branchwise.agent.wiring import make_sandbox_for
 
 from .output import FORMATS, Output
 
@@ -26,6 +27,7 @@ class RunOptions:
     output_format: str = "text"
     cd: Path | None = None
     flags: dict[str, Any] = field(default_factory=dict)
+    full_access: bool = False
 
 
 def run_command(options: RunOptions, out: Output | None = None) -> int:
@@ -63,9 +65,7 @@ def build_session(options: RunOptions, out: Output) -> Session:
     task_file = options.task_file.resolve() if options.task_file else None
     loaded = load_config(workspace, task_file=task_file, flags=options.flags)
     resolve_task(options, loaded)  # fail on a missing task before anything is started
-    from branchwise.sandbox.host import HostSandbox
-
-    sandbox = HostSandbox(workspace)
+    sandbox = make_sandbox_for(loaded.config, workspace, full_access=options.full_access)
     bus = EventBus()
     bus.subscribe(out.event)
     try:
@@ -74,7 +74,14 @@ def build_session(options: RunOptions, out: Output) -> Session:
     except BaseException:
         sandbox.close()
         raise
-    return Session(loaded=loaded, workspace=workspace, sandbox=sandbox, model=model, bus=bus, workdir=start)
+    approver = out.approve if out.can_ask() else None
+    try:
+        return Session(
+            loaded=loaded, workspace=workspace, sandbox=sandbox, model=model, bus=bus, workdir=start, approver=approver
+        )
+    except BaseException:
+        sandbox.close()
+        raise
 
 
 def resolve_task(options: RunOptions, loaded: LoadedConfig) -> str:

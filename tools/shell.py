@@ -11,8 +11,12 @@ from branchwise.sandbox.base import OutputLimits
 
 from .base import Observation, Tool, ToolContext
 
-# Commands must not wait for a pager, an editor or a password prompt nobody will answer.
-NONINTERACTIVE_ENV = {
+# Commands must not wait for a pager, an editor or a password prompt nobody will answer. And Python must not
+# reuse bytecode across commands: after a snapshot restore, a file of the same size rewritten within the same
+# second looks unchanged to the .pyc check, so tests would run another branch's code.
+COMMAND_ENV = {
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONPYCACHEPREFIX": "/tmp/.branchwise-no-pycache",
     "PAGER": "cat",
     "GIT_PAGER": "cat",
     "GIT_TERMINAL_PROMPT": "0",
@@ -55,7 +59,7 @@ class Shell(Tool):
             ["bash", "--noprofile", "--norc", "-c", script],
             cwd=cwd,
             timeout=timeout,
-            env=NONINTERACTIVE_ENV,
+            env=COMMAND_ENV,
             limits=OutputLimits(keep_head=half, keep_tail=half),
         )
         output, new_cwd = self._split_cwd(result.output)

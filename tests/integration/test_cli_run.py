@@ -189,7 +189,8 @@ def test_sigkill_mid_run_leaves_a_parsable_trajectory(example_repo, clean_env, t
         "one\n[exit code: 0]",
         "two\n[exit code: 0]",
     ]
-    assert events[-1].type == "tool_call" and events[-1].call.arguments == {"command": "sleep 30"}
+    last_call = [e for e in events if e.type == "tool_call"][-1]
+    assert last_call.call.arguments == {"command": "sleep 30"} and events[-1].step == 3
     from branchwise.agent.trajectory import list_runs
 
     assert list_runs(example_repo)[0].status == "incomplete"
@@ -208,3 +209,33 @@ def test_interrupt_exits_130_and_records_it(example_repo, clean_env, tmp_path, s
     assert proc.returncode == 130
     assert json.loads(out.splitlines()[-1])["status"] == "interrupted"
     assert read_events(path)[-1].status == "interrupted"
+
+
+def test_runs_lists_and_replay_matches_a_plain_run(cli, example_repo):
+    res = cli("run", "-f", "task.toml", "-o", "json", cwd=example_repo)
+    run_id = json.loads(res.stdout)["run_id"]
+    listed = cli("runs", "--json", cwd=example_repo)
+    runs = json.loads(listed.stdout)
+    assert [r["run_id"] for r in runs] == [run_id] and runs[0]["status"] == "completed" and runs[0]["steps"] == 5
+    assert run_id in cli("runs", cwd=example_repo).stdout
+    # The workspace has moved on since the run (the fix is in); replay starts from the recorded start state.
+    replay = cli("replay", run_id, cwd=example_repo)
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert "5 of 5 observations match" in replay.stdout and "status completed (recorded: completed)" in replay.stdout
+
+
+def test_replay_reports_a_step_whose_observation_changed(cli, example_repo, tmp_path):
+    script = write_script(tmp_path / "r.yaml", [shell("cat data.txt"), finish()])
+    (example_repo / "data.txt").write_text("before\n")
+    run_id = json.loads(cli("run", "x", "-m", f"scripted:{script}", "-o", "json", cwd=example_repo).stdout)["run_id"]
+    events = example_repo / ".branchwise" / "runs" / run_id / "events.jsonl"
+    # Rewrite history: pretend the command printed something else when it was recorded.
+    events.write_text(events.read_text().replace("before\\n[exit code: 0]", "after\\n[exit code: 0]"))
+    replay = cli("replay", run_id, cwd=example_repo)
+    assert replay.returncode == 1
+    assert "DIFFERS" in replay.stdout and "-after" in replay.stdout and "+before" in replay.stdout
+
+
+def test_replay_of_an_unknown_run_is_a_usage_error(cli, example_repo):
+    res = cli("replay", "nope", cwd=example_repo)
+    assert res.returncode == 2 and "no run 'nope'" in res.stderr

@@ -1,0 +1,441 @@
+"""What every search strategy does: restore a node, propose replies, run each in the workspace, value it.
+
+One expansion = restore the parent's snapshot → run the reply's tool calls through the actor (policy,
+sandbox) → snapshot → value (executable signals first, the judge second) → backpropagate.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from branchwise.tools import Observation, ToolContext
+
+from ..actor import NO_TOOL_CALL, Actor, Outcome
+from ..config import LimitsSettings, SearchSettings
+from ..events import CheckResult, EventBus, ModelReply, SearchNode, StepFinished, ToolCallRecord, Usage
+from ..model import Message, Model, Reply
+from . import value as V
+from .classify import classify_calls
+from .tree import Node, SearchTree
+
+Verify = Callable[[], list[CheckResult]]
+
+
+class Workspace(Protocol):
+    """The part of the Workspace seam the search uses."""
+
+    def snapshot(self, label: str = "") -> str: ...
+    def restore(self, snapshot_id: str) -> None: ...
+    def changed_paths(self, a: str, b: str | None = None) -> list[str]: ...
+    def diff(self, a: str, b: str | None = None) -> Any: ...
+
+
+@dataclass
+class SearchContext:
+    """Everything a strategy works with; each piece is a seam, so benchmarks can plug in simulations."""
+
+    model: Model
+    judge: Model | None
+    actor: Actor
+    ctx: ToolContext
+    workspace: Workspace
+    bus: EventBus
+    settings: SearchSettings
+    limits: LimitsSettings
+    verify: Verify | None = None
+    tree_path: Path | None = None
+    task: str = ""
+
+
+@dataclass
+class SearchResult:
+    """How the search ended and which node the workspace was left on."""
+
+    status: str
+    summary: str
+    chosen: Node | None
+    tree: SearchTree
+    checks: list[CheckResult] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+
+
+class Budget:
+    """Model calls, nodes, cost and wall time shared by the whole search."""
+
+    def __init__(self, settings: SearchSettings, limits: LimitsSettings) -> None:
+        self.settings, self.limits = settings, limits
+        self.calls = 0
+        self.nodes = 0
+        self.cost_usd = 0.0
+        self.usage = Usage()
+        self.started = time.monotonic()
+
+    def exhausted(self) -> str | None:
+        s, lim = self.settings, self.limits
+        if self.calls >= s.max_model_calls:
+            return f"model-call budget used ({s.max_model_calls})"
+        if self.nodes >= s.max_nodes:
+            return f"node budget used ({s.max_nodes})"
+        if lim.max_cost_usd and self.cost_usd >= lim.max_cost_usd:
+            return f"cost limit reached (${self.cost_usd:.4f})"
+        if time.monotonic() - self.started >= lim.max_wall_s:
+            return f"wall-time limit reached ({lim.max_wall_s:g} s)"
+        return None
+
+    def calls_left(self) -> int:
+        return max(0, self.settings.max_model_calls - self.calls)
+
+    def charge(self, reply: Reply, *, calls: int = 1) -> None:
+        self.calls += calls
+        self.cost_usd += reply.cost_usd
+        self.usage = self.usage + reply.usage
+
+
+class Search:
+    """Shared machinery; strategies decide which node to expand next and when to stop."""
+
+    name = "search"
+
+    def __init__(self, sc: SearchContext) -> None:
+        self.sc = sc
+        self.tree = SearchTree(strategy=self.name)
+        self.budget = Budget(sc.settings, sc.limits)
+        self._histories: dict[int, dict[str, list[bytes | None]]] = {}
+        self._current: int | None = None
+        self.use_judge = sc.judge is not None
+
+    def run(self, messages: list[Message]) -> SearchResult:
+        """Search from the conversation `messages` and the workspace as it is now."""
+        raise NotImplementedError
+
+    # -- the tree --------------------------------------------------------------------------------
+
+    def make_root(self, messages: list[Message]) -> Node:
+        root = self.tree.add(Node(id=0, messages=messages, action="(start)", kind="read", status="open"))
+        root.snapshot = self.sc.workspace.snapshot("root")
+        root.cwd = str(self.sc.ctx.cwd) if self.sc.ctx.cwd else None
+        root.visits = 1
+        signals = V.Signals()
+        if self.checks_each_step():
+            self.check_state(root, signals)  # the baseline the first edits are measured against
+        root.reward = V.blend(signals, None, finished=False, previous_tests=None)
+        root.signals = signals.as_dict()
+        self._histories[root.id] = copy.deepcopy(self.sc.ctx.edit_history)
+        self._current = root.id
+        self.emit_node(root)
+        return root
+
+    def restore(self, node: Node) -> None:
+        """Put the workspace, shell directory and edit history back as they were at `node`."""
+        if self._current == node.id:
+            return
+        ctx = self.sc.ctx
+        ctx.sandbox.stop_background()
+        self.sc.workspace.restore(node.snapshot)
+        ctx.cwd = Path(node.cwd) if node.cwd else None
+        ctx.edit_history = copy.deepcopy(self._histories.get(node.id, {}))
+        for command in node.replay:  # state outside the workspace, rebuilt by re-running what made it
+            ctx.sandbox.run(["bash", "--noprofile", "--norc", "-c", command], cwd=ctx.workspace, timeout=300)
+        self._current = node.id
+
+    def enough_verified(self) -> str | None:
+        """A stop reason once `min_verified` distinct candidates pass the checks."""
+        from .select import distinct, verified_nodes
+
+        need = self.sc.settings.min_verified
+        found = verified_nodes(self)
+        if len(found) >= need and (need == 1 or len(distinct(self, found)) >= need):
+            return f"{need} verified candidate{'s' if need > 1 else ''} found"
+        return None
+
+    # -- proposing -------------------------------------------------------------------------------
+
+    def propose(self, node: Node, k: int, feedback: str | None) -> list[Reply]:
+        """k candidate replies from the node's conversation: one query with n, or alternatives asked in turn."""
+        messages = self.tree.conversation(node.id)
+        if feedback:
+            messages = [*messages, {"role": "user", "content": feedback}]
+        k = max(1, min(k, self.budget.calls_left()))
+        tools = self.sc.actor.toolbox.schemas()
+        temperature = self.sc.settings.temperature
+        if k == 1 or getattr(self.sc.model, "supports_n", True):
+            replies = self.sc.model.query(messages, tools, n=k, temperature=temperature)
+        else:
+            replies = []
+            for _ in range(k):
+                asked = messages + ([{"role": "user", "content": _alternatives_note(replies)}] if replies else [])
+                replies += self.sc.model.query(asked, tools, n=1, temperature=temperature)
+        for reply in replies:
+            self.record(reply, self.sc.model)
+        return replies
+
+    def record(self, reply: Reply, model: Model, purpose: Literal["act", "judge", "choose", "plan"] = "act") -> None:
+        """Charge a reply to the budget and emit it (replay feeds recorded replies back in this order)."""
+        self.budget.charge(reply)
+        self.sc.bus.emit(
+            ModelReply(
+                content=reply.content,
+                tool_calls=reply.tool_calls,
+                usage=reply.usage,
+                cost_usd=reply.cost_usd,
+                model=model.name,
+                purpose=purpose,
+            )
+        )
+
+    # -- executing a child -----------------------------------------------------------------------
+
+    def add_child(self, parent: Node, reply: Reply, feedback: str | None, *, dedupe: bool = True) -> Node:
+        """Run one reply from `parent`'s state and value the new node (a duplicate is recorded, not run)."""
+        key = action_key(reply.tool_calls)
+        prefix = [{"role": "user", "content": feedback}] if feedback else []
+        node = Node(
+            id=0,
+            parent=parent.id,
+            depth=parent.depth + 1,
+            action=summarize(reply),
+            action_key=key,
+            kind=classify_calls(reply.tool_calls),
+            feedback=feedback,
+            replay=list(parent.replay),
+            messages=[*prefix, reply.as_message()],
+            cost_usd=reply.cost_usd,
+        )
+        if dedupe and any(self.tree.nodes[c].action_key == key for c in parent.children):
+            node.status, node.snapshot, node.reward = "duplicate", parent.snapshot, 0.0
+            self.tree.add(node)
+            self.emit_node(node)
+            return node
+        self.tree.add(node)
+        self.budget.nodes += 1
+        self.restore(parent)
+        self.sc.bus.step = node.id
+        outcome = self.sc.actor.act(reply)
+        node.messages += outcome.messages
+        signals = self.signals(node, outcome)
+        if outcome.finish is not None:
+            self.finish_node(node, outcome.finish, signals)
+        elif outcome.no_tool_call:
+            node.messages.append({"role": "user", "content": NO_TOOL_CALL})
+            signals.tool_errors += 1
+        node.snapshot = parent.snapshot if node.kind == "read" else self.sc.workspace.snapshot(f"node {node.id}")
+        node.cwd = str(self.sc.ctx.cwd) if self.sc.ctx.cwd else None
+        self._histories[node.id] = copy.deepcopy(self.sc.ctx.edit_history)
+        self._current = node.id
+        if node.kind == "stateful":
+            node.replay += [str((c.arguments or {}).get("command", "")) for c in reply.tool_calls if c.name == "shell"]
+        if node.kind in ("file", "ephemeral") and node.snapshot != parent.snapshot:
+            changed = self.sc.workspace.changed_paths(parent.snapshot, node.snapshot)
+            signals.syntax_errors = self.syntax_errors(changed)
+            if changed and not node.finished and not signals.syntax_errors and self.checks_each_step():
+                self.check_state(node, signals)
+        self.evaluate(node, parent, signals, outcome)
+        self.tree.backpropagate(node.id, node.reward or 0.0)
+        self.sc.bus.emit(StepFinished(usage=self.budget.usage, cost_usd=self.budget.cost_usd))
+        self.emit_node(node)
+        self.save()
+        return node
+
+    def signals(self, node: Node, outcome: Outcome) -> V.Signals:
+        signals = V.Signals()
+        path_results = self._path_observations(node)
+        for call, obs in outcome.results:
+            if obs.data.get("refused"):
+                signals.refused += 1
+            elif obs.is_error:
+                signals.tool_errors += 1
+            if call.name == "shell":
+                command = str((call.arguments or {}).get("command", ""))
+                counts = V.parse_test_counts(obs.output) if V.is_test_command(command) else None
+                if counts is not None:
+                    passed, failed = counts
+                    previous = signals.tests or (0, 0)
+                    signals.tests = (previous[0] + passed, previous[1] + failed)
+                elif obs.data.get("exit_code") not in (0, None):
+                    signals.nonzero_exits += 1
+            if (call.name, _args_key(call), obs.output) in path_results:
+                signals.repeated = True
+        return signals
+
+    def _path_observations(self, node: Node) -> set[tuple[str, str, str]]:
+        """(tool, arguments, output) of every call on the path to `node`, for loop detection."""
+        seen = set()
+        for ancestor in self.tree.path(node.parent or 0):
+            calls: dict[str, ToolCallRecord] = {}
+            for message in ancestor.messages:
+                for raw in message.get("tool_calls") or []:
+                    calls[raw["id"]] = ToolCallRecord(
+                        id=raw["id"], name=raw["function"]["name"], raw_arguments=raw["function"]["arguments"]
+                    )
+                if message.get("role") == "tool" and message.get("tool_call_id") in calls:
+                    call = calls[message["tool_call_id"]]
+                    seen.add((call.name, _args_key(call), message.get("content", "")))
+        return seen
+
+    def checks_each_step(self) -> bool:
+        return self.sc.verify is not None and self.sc.settings.check_after_edits
+
+    def check_state(self, node: Node, signals: V.Signals) -> None:
+        """Run the task's checks on the current state and count them as test results for the reward."""
+        assert self.sc.verify is not None
+        results = self.sc.verify()
+        counts = [V.parse_test_counts(c.output) for c in results]
+        passed = sum(c[0] if c else int(r.passed) for c, r in zip(counts, results, strict=True))
+        failed = sum(c[1] if c else int(not r.passed) for c, r in zip(counts, results, strict=True))
+        previous = signals.tests or (0, 0)
+        signals.tests = (previous[0] + passed, previous[1] + failed)
+        node.checks = results
+
+    def syntax_errors(self, changed: list[str]) -> list[str]:
+        """Python files this step changed that no longer compile."""
+        errors = []
+        for path in changed:
+            if not path.endswith(".py"):
+                continue
+            try:
+                source = self.sc.ctx.fs.read_bytes(path)
+            except OSError:
+                continue  # deleted
+            try:
+                compile(source, path, "exec", dont_inherit=True)
+            except (SyntaxError, ValueError) as exc:
+                errors.append(f"{path}:{getattr(exc, 'lineno', '?')}: {getattr(exc, 'msg', exc)}")
+        return errors
+
+    def finish_node(self, node: Node, finish: tuple[ToolCallRecord, Observation], signals: V.Signals) -> None:
+        """A finish is verified at once with the task's checks; the verdict is the finish call's result."""
+        call, obs = finish
+        node.summary = obs.output
+        if self.sc.verify is None:
+            node.status = "finished"
+            node.messages.append(self.sc.actor.tool_message(call, Observation("Finished.")))
+            return
+        node.checks = self.sc.verify()
+        signals.checks = node.checks
+        failed = [c for c in node.checks if not c.passed]
+        if not failed:
+            node.status = "verified"
+            node.messages.append(self.sc.actor.tool_message(call, Observation("Finished; all checks passed.")))
+            return
+        node.status = "failed"
+        report = "\n\n".join(f"$ {c.command}\n[exit code {c.exit_code}]\n{c.output}" for c in failed)
+        text = f"Not finished: the task's checks fail.\n{report}\nFix the problem, then call finish again."
+        node.messages.append(self.sc.actor.tool_message(call, Observation(text, is_error=True)))
+
+    def evaluate(self, node: Node, parent: Node, signals: V.Signals, outcome: Outcome) -> None:
+        finished = node.status in ("finished", "verified")
+        judgement = None
+        if self.use_judge and not V.decisive(signals, finished=finished) and self.budget.calls_left() > 0:
+            judgement = self.judge(node, outcome)
+        previous = parent.signals.get("tests")
+        previous_tests = (previous["passed"], previous["failed"]) if previous else None
+        if node.status == "failed":
+            node.reward = _failed_finish_reward(node.checks)
+        else:
+            node.reward = V.blend(
+                signals, judgement.value if judgement else None, finished=finished, previous_tests=previous_tests
+            )
+        node.signals = signals.as_dict()
+        if judgement is not None:
+            node.judge = {
+                "value": judgement.value,
+                "explanation": judgement.explanation,
+                "feedback": judgement.feedback,
+            }
+
+    def judge(self, node: Node, outcome: Outcome) -> V.Judgement | None:
+        assert self.sc.judge is not None
+        history = [n.action for n in self.tree.path(node.id)[1:-1]]
+        observation = "\n".join(obs.output for _, obs in outcome.results)
+        messages = V.judge_messages(self.sc.task, history, node.action, observation, node.depth)
+        judgement, reply = V.ask_judge(self.sc.judge, messages)
+        self.record(reply, self.sc.judge, "judge")
+        return judgement
+
+    # -- feedback, events, persistence -------------------------------------------------------------
+
+    def hindsight(self, node: Node) -> str | None:
+        """What the earlier children of `node` tried and how it went, so the next try differs (SWE-Search)."""
+        tried = [self.tree.nodes[c] for c in node.children]
+        if not tried:
+            return None
+        lines = []
+        for child in tried:
+            verdict = {"duplicate": "a repeat of an earlier attempt"}.get(child.status, f"reward {child.reward:.2f}")
+            note = (child.judge or {}).get("feedback") or _short_outcome(child)
+            lines.append(f"- {child.action} → {verdict}" + (f"; {note}" if note else ""))
+        return (
+            "Note: you are back at an earlier point of the task. These attempts were already made from here; "
+            "do something different and better:\n" + "\n".join(lines)
+        )
+
+    def emit_node(self, node: Node) -> None:
+        self.sc.bus.emit(
+            SearchNode(
+                node=node.id,
+                parent=node.parent,
+                depth=node.depth,
+                action=node.action,
+                kind=node.kind,
+                reward=node.reward,
+                visits=node.visits,
+                status=node.status,
+            )
+        )
+
+    def save(self) -> None:
+        if self.sc.tree_path is not None:
+            self.tree.save(self.sc.tree_path)
+
+
+def action_key(calls: list[ToolCallRecord]) -> str:
+    return hashlib.sha256(json.dumps([(c.name, _args_key(c)) for c in calls]).encode()).hexdigest()[:16]
+
+
+def _args_key(call: ToolCallRecord) -> str:
+    if call.arguments is not None:
+        return json.dumps(call.arguments, sort_keys=True)
+    return call.raw_arguments or ""
+
+
+def summarize(reply: Reply) -> str:
+    """One line per reply: its tool calls with their most telling argument."""
+    if not reply.tool_calls:
+        return "(no tool call)"
+    parts = []
+    for call in reply.tool_calls:
+        args = call.arguments or {}
+        detail = args.get("command") or args.get("path") or args.get("pattern") or args.get("summary") or ""
+        detail = " ".join(str(detail).split())
+        parts.append(f"{call.name}: {detail[:80]}" if detail else call.name)
+    return "; ".join(parts)
+
+
+def _short_outcome(node: Node) -> str:
+    for message in reversed(node.messages):
+        if message.get("role") == "tool":
+            text = " ".join(str(message.get("content", "")).split())
+            return text[:200]
+    return ""
+
+
+def _alternatives_note(replies: list[Reply]) -> str:
+    listed = "\n".join(f"- {summarize(r)}" for r in replies)
+    return f"Propose a different next action than these alternatives already proposed:\n{listed}"
+
+
+def _failed_finish_reward(checks: list[CheckResult]) -> float:
+    """A finish whose checks fail is worth little, a bit more when most tests pass."""
+    counts = [V.parse_test_counts(c.output) for c in checks]
+    known = [c for c in counts if c is not None]
+    if not known:
+        return 0.1
+    passed, failed = sum(p for p, _ in known), sum(f for _, f in known)
+    return round(0.1 + 0.2 * (passed / (passed + failed) if passed + failed else 0), 4)

@@ -1,0 +1,117 @@
+"""Search strategies behind one interface: best-of-n (independent attempts) and mcts (a tree search)."""
+
+from __future__ import annotations
+
+import math
+
+from ..model import Message, Reply
+from .classify import classify_calls
+from .engine import Search, SearchResult
+from .select import finalize
+from .tree import Node
+
+# Selection weights on [0, 1] rewards (research spec a.6; SWE-Search's ±100 values scaled down).
+DUPLICATE_PENALTY = 0.125
+REPEAT_PENALTY = 0.25
+CORRECTION_BONUS = 0.1
+
+
+class MCTS(Search):
+    """Select the most promising node, expand it (with hindsight feedback), value, backpropagate; repeat."""
+
+    name = "mcts"
+
+    def run(self, messages: list[Message]) -> SearchResult:
+        self.make_root(messages)
+        while True:
+            stop = self.budget.exhausted() or self.enough_verified()
+            if stop:
+                break
+            node = self.select()
+            if node is None:
+                stop = "no node left to expand"
+                break
+            self.expand(node)
+        return finalize(self, stop)
+
+    def expand(self, node: Node) -> None:
+        feedback = self.hindsight(node)
+        room = self.sc.settings.max_expansions - len(node.children)
+        for reply in self.propose(node, min(self.sc.settings.branching, room), feedback):
+            if classify_calls(reply.tool_calls) == "irreversible":
+                self.commit(node, reply, feedback)
+                return
+            self.add_child(node, reply, feedback)
+            if self.enough_verified():
+                return
+
+    def commit(self, node: Node, reply: Reply, feedback: str | None) -> None:
+        """An irreversible reply: run it once and never branch above it again."""
+        child = self.add_child(node, reply, feedback, dedupe=False)
+        self.tree.commit_root = child.id
+
+    def expandable(self, node: Node) -> bool:
+        s = self.sc.settings
+        return node.status in ("open", "failed") and len(node.children) < s.max_expansions and node.depth < s.max_depth
+
+    def select(self) -> Node | None:
+        """Best-first by a UCT score on own rewards with small exploration (research spec a.6)."""
+        candidates = [n for n in self.tree.subtree(self.tree.commit_root) if self.expandable(n)]
+        if not candidates:
+            return None
+        return max(candidates, key=lambda n: (self.score(n), -n.id))
+
+    def score(self, node: Node) -> float:
+        s = self.sc.settings
+        parent_visits = self.tree.nodes[node.parent].visits if node.parent is not None else node.visits
+        explore = s.exploration * math.sqrt(math.log(parent_visits + 1) / (node.visits + 1))
+        children = [self.tree.nodes[c] for c in node.children]
+        duplicates = sum(c.status == "duplicate" for c in children)
+        repeats = len(children) - len({c.action_key for c in children})
+        score = (node.reward or 0.0) + explore - s.depth_penalty * math.sqrt(node.depth)
+        score -= DUPLICATE_PENALTY * duplicates**2 + REPEAT_PENALTY * repeats**2
+        if _expects_correction(node):
+            score += CORRECTION_BONUS / (1 + len(children) ** 2)
+        return score
+
+
+def _expects_correction(node: Node) -> bool:
+    sig = node.signals
+    tests = sig.get("tests") or {}
+    return bool(sig.get("tool_errors") or sig.get("nonzero_exits") or tests.get("failed") or node.status == "failed")
+
+
+class BestOfN(Search):
+    """n independent attempts from the start, each the plain loop; the one that verifies is kept."""
+
+    name = "best-of-n"
+
+    def run(self, messages: list[Message]) -> SearchResult:
+        root = self.make_root(messages)
+        attempts = self.sc.settings.attempts
+        stop = None
+        for attempt in range(attempts):
+            calls = self.budget.calls_left() // (attempts - attempt)
+            nodes = (self.sc.settings.max_nodes - self.budget.nodes) // (attempts - attempt)
+            self.attempt(root, max(1, min(calls, nodes)))
+            stop = self.budget.exhausted() or self.enough_verified()
+            if stop or self.tree.commit_root != 0:
+                break
+        return finalize(self, stop or f"{attempts} attempts made")
+
+    def attempt(self, root: Node, steps: int) -> None:
+        node, rejections = root, 0
+        for _ in range(steps):
+            if self.budget.exhausted():
+                return
+            reply = self.propose(node, 1, None)[0]
+            irreversible = classify_calls(reply.tool_calls) == "irreversible"
+            node = self.add_child(node, reply, None, dedupe=False)
+            if irreversible:
+                self.tree.commit_root = node.id
+            if node.status in ("verified", "finished"):
+                return
+            if node.status == "failed":
+                rejections += 1
+                if rejections > self.sc.limits.max_finish_rejections:
+                    return

@@ -1,0 +1,38 @@
+"""Building the pieces of a session from the configuration: the sandbox and the policy gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from branchwise.sandbox.base import Sandbox, SandboxUnavailable
+from branchwise.sandbox.policy import Policy, PolicyError, TaintTracker
+
+from .config import Config
+from .errors import ConfigError, EnvironmentProblem, UsageError
+from .events import EventBus
+from .policy_gate import Approver, PolicyGate
+
+
+def make_sandbox_for(config: Config, workspace: Path, *, full_access: bool = False) -> Sandbox:
+    """The sandbox the configuration asks for; full access only with the explicit command-line opt-out."""
+    from branchwise.sandbox.bwrap import make_sandbox
+
+    if config.sandbox.mode == "full-access" and not full_access:
+        raise UsageError("sandbox mode full-access runs commands unisolated: it needs --dangerously-full-access")
+    settings = config.sandbox.model_copy(update={"mode": "full-access"}) if full_access else config.sandbox
+    try:
+        return make_sandbox(settings, workspace, allow_unsandboxed=full_access)
+    except SandboxUnavailable as exc:
+        raise EnvironmentProblem(str(exc)) from None
+
+
+def make_gate(config: Config, workspace: Path, bus: EventBus, *, approver: Approver | None) -> PolicyGate:
+    """The policy gate: rules checked now (a bad rule is a config error), taint fed from tool results."""
+    try:
+        policy = Policy.from_settings(config.policy, config.sandbox, workspace)
+    except PolicyError as exc:
+        raise ConfigError(f"[policy]: {exc}") from None
+    taint = TaintTracker(workspace) if config.policy.taint else None
+    gate = PolicyGate(policy, bus, taint=taint, approver=approver)
+    bus.subscribe(gate.observe)
+    return gate
