@@ -107,6 +107,27 @@ class SearchSettings(_Section):
     (costs the checks' run time per step; the strongest signal the search has)."""
 
 
+class PlannerSettings(_Section):
+    """The planner-executor loop: a plan of checkable subgoals, a progress ledger, re-planning, working memory."""
+
+    enabled: bool = True
+    """Plan the task into subgoals first (a task file's `plan` is used as given). false: one loop, no plan."""
+    max_replans: int = Field(2, ge=0)
+    """Re-plans allowed in one run before it fails."""
+    stall_steps: int = Field(4, ge=1)
+    """Steps without progress (no file changed, nothing new learned) before re-planning."""
+    max_failures: int = Field(3, ge=1)
+    """Failed steps in a row before re-planning."""
+    max_steps_per_subgoal: int = Field(15, ge=1)
+    """Steps one subgoal may take before re-planning (searches: nodes per subgoal)."""
+    check_each_step: bool = True
+    """Run the current subgoal's done-check after every step, and move on as soon as it passes."""
+    condense: bool = True
+    """Replace finished subgoals by summaries and keep the prompt within the context budget."""
+    context_tokens: int = Field(0, ge=0)
+    """Prompt budget in tokens; 0 = 60% of the model's input window per litellm (32000 when unknown)."""
+
+
 class Config(_Section):
     """Everything a run needs to know, merged from all layers."""
 
@@ -121,12 +142,13 @@ class Config(_Section):
     limits: LimitsSettings = LimitsSettings()
     tools: ToolSettings = ToolSettings()
     search: SearchSettings = SearchSettings()
+    planner: PlannerSettings = PlannerSettings()
     sandbox: SandboxSettings = SandboxSettings()
     policy: PolicySettings = PolicySettings()
 
 
 # Keys only a task file may set; they are not part of Config.
-TASK_KEYS = ("prompt",)
+TASK_KEYS = ("prompt", "plan")
 
 
 @dataclass
@@ -230,6 +252,8 @@ def load_config(
             raise ConfigError(f"{task_file}: task file not found")
         layer = read_toml_layer(task_file, "task file")
         task = {k: layer.data.pop(k) for k in TASK_KEYS if k in layer.data}
+        if "plan" in task:
+            _check_plan(task["plan"], task_file)
         layers.append(layer)
     layers.append(env_layer(env))
     layers.append(Layer("command line", _nest(dict(flags or {}))))
@@ -239,6 +263,18 @@ def load_config(
     except ValidationError as exc:
         raise ConfigError(_describe_validation_error(exc, sources)) from None
     return LoadedConfig(config, sources, task)
+
+
+def _check_plan(subgoals: Any, task_file: Path) -> None:
+    """A task file's plan must be valid before anything runs."""
+    from .plan import Plan
+
+    try:
+        Plan.model_validate({"subgoals": subgoals})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in ("plan", *err["loc"][1:]))
+        raise ConfigError(f"{task_file}: {where}: {err['msg']}") from None
 
 
 def _nest(flat: dict[str, Any]) -> dict[str, Any]:

@@ -127,6 +127,50 @@ class SearchDone(_Event):
     stop_reason: str = ""
 
 
+class PlanMade(_Event):
+    type: Literal["plan"] = "plan"
+    subgoals: list[dict[str, Any]]
+    facts: list[str] = []
+    revision: int = 0
+    """0 for the first plan, then one more per re-plan."""
+    given: bool = False
+    """True when the task file supplied the plan."""
+
+
+class Progress(_Event):
+    type: Literal["progress"] = "progress"
+    subgoal: int
+    title: str = ""
+    done: bool = False
+    looping: bool = False
+    progressing: bool = True
+    stalled_steps: int = 0
+    failures: int = 0
+    decision: Literal["continue", "advance", "replan"] = "continue"
+    reason: str = ""
+
+
+class Replan(_Event):
+    type: Literal["replan"] = "replan"
+    subgoal: int
+    reason: str
+    facts: list[str] = []
+    revision: int = 1
+
+
+class Condense(_Event):
+    type: Literal["condense"] = "condense"
+    reason: str
+    dropped: list[str] = []
+    """What was replaced or removed, one line each."""
+    kept: list[str] = []
+    """What is pinned and never dropped."""
+    messages_before: int = 0
+    messages_after: int = 0
+    tokens_before: int = 0
+    tokens_after: int = 0
+
+
 class Warning(_Event):
     type: Literal["warning"] = "warning"
     message: str
@@ -157,6 +201,10 @@ Event = Annotated[
     | StepFinished
     | SearchNode
     | SearchDone
+    | PlanMade
+    | Progress
+    | Replan
+    | Condense
     | Warning
     | RunFinished,
     Field(discriminator="type"),

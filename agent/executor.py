@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from branchwise.tools import Observation, ToolBox, ToolContext
 
-from .actor import NO_TOOL_CALL, Actor
+from .actor import NO_TOOL_CALL, Actor, Outcome
 from .config import LimitsSettings
 from .errors import BudgetExceeded, Completed, Failed
 from .events import CheckResult, EventBus, FormatError, ModelReply, StepFinished, ToolCallRecord, Usage
@@ -44,6 +44,7 @@ class Executor:
         self.format_errors = 0
         self.finish_rejections = 0
         self.last_checks: list[CheckResult] | None = None
+        self.last_outcome: Outcome | None = None
 
     def run(self, system: str, task: str) -> None:
         """Loop until a StopRun is raised; the caller handles it (and any error) in one place."""
@@ -86,7 +87,7 @@ class Executor:
         return reply
 
     def execute(self, reply: Reply) -> None:
-        outcome = self.actor.act(reply)
+        outcome = self.last_outcome = self.actor.act(reply)
         self.messages += outcome.messages
         if outcome.no_tool_call:
             self.format_error(NO_TOOL_CALL)
@@ -110,7 +111,7 @@ class Executor:
         self.last_checks = self.run_checks()
         failed = [c for c in self.last_checks if not c.passed]
         if not failed:
-            self.add_result(call, Observation("Finished; all checks passed."))
+            self.add_result(call, Observation("Finished; all checks passed." if self.last_checks else "Finished."))
             raise Completed(summary)
         self.finish_rejections += 1
         report = "\n\n".join(f"$ {c.command}\n[exit code {c.exit_code}]\n{c.output}" for c in failed)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -18,14 +17,9 @@ from .config import Config, LoadedConfig
 from .errors import UsageError
 from .events import EventBus, ModelReply, RunStarted, ToolResult
 from .model import Reply
+from .normalise import normalise
 from .scripted import ScriptedModel
 from .trajectory import read_events, runs_dir
-
-# Parts of an observation that legitimately change from run to run.
-_VOLATILE = [
-    (re.compile(r"\b\d+(\.\d+)?\s?(s|ms|sec|seconds)\b"), "<time>"),
-    (re.compile(r"\b0x[0-9a-f]{6,}\b"), "<addr>"),
-]
 
 
 @dataclass
@@ -60,13 +54,6 @@ class ReplayReport:
             f"{same} of {len(self.steps)} observations match; status {self.status} (recorded: {self.recorded_status})"
         )
         return "\n".join(lines)
-
-
-def normalise(text: str, workspace: Path) -> str:
-    text = text.replace(str(workspace), "<workspace>")
-    for pattern, replacement in _VOLATILE:
-        text = pattern.sub(replacement, text)
-    return text
 
 
 def load_recording(workspace: Path, run_id: str) -> tuple[RunStarted, list[Reply], list[ToolResult], str]:
@@ -134,7 +121,7 @@ def replay_run(workspace: Path, run_id: str, *, notify: Callable[[str], None] = 
 def _compare(index: int, old: ToolResult, new: ToolResult | None, workspace: Path, scratch: Path) -> StepReport:
     if new is None:
         return StepReport(index, old.step, old.name, False, "  (the replay stopped before this step)")
-    a, b = normalise(old.output, workspace), normalise(new.output, scratch)
+    a, b = normalise(old.output, str(workspace)), normalise(new.output, str(scratch))
     if a == b and old.is_error == new.is_error:
         return StepReport(index, old.step, old.name, True)
     diff = list(difflib.unified_diff(a.splitlines(), b.splitlines(), lineterm="", n=0))[2:]

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from branchwise.sandbox.base import Sandbox, SandboxError
+from branchwise.sandbox.base import ExecResult, Sandbox, SandboxError
 from branchwise.sandbox.safefs import WorkspaceFS
 from branchwise.sandbox.workspace import ShadowGitWorkspace
 from branchwise.tools import ToolBox, ToolContext, default_tools
@@ -18,6 +18,7 @@ from .config import LoadedConfig
 from .errors import STATUS_EXIT, BranchwiseError, BudgetExceeded, Completed, EnvironmentProblem, Failed, StopRun
 from .events import Check, CheckResult, EventBus, RunFinished, RunStarted, Usage, Warning
 from .executor import Executor
+from .memory import Memory, NoMemory
 from .model import Model
 from .policy_gate import Approver
 from .prompts import find_instructions, system_prompt
@@ -66,6 +67,7 @@ class Session:
     run_id: str = field(default_factory=new_run_id)
     workdir: Path | None = None
     approver: Approver | None = None
+    memory: Memory = field(default_factory=NoMemory)
 
     def __post_init__(self) -> None:
         self.config = self.loaded.config
@@ -96,7 +98,7 @@ class Session:
         self.writer.close()
         self.sandbox.close()
 
-    def run(self, task: str) -> RunFinished:
+    def run(self, task: str, *, plan_only: bool = False) -> RunFinished:
         """Run the task to its end; every way of stopping is handled here and recorded."""
         started = time.monotonic()
         tally = _Tally()
@@ -108,7 +110,11 @@ class Session:
             instructions = find_instructions(self.workspace, self.config.instructions)
             if instructions is not None:
                 self.gate.trust(instructions[1])
-            if self.config.search.strategy == "none":
+            if plan_only:
+                self.run_plan_only(task)
+            elif self.config.planner.enabled or self.loaded.task.get("plan") is not None:
+                self.run_planned(task, tally)
+            elif self.config.search.strategy == "none":
                 self.run_plain(task, tally)
             else:
                 self.run_search(task, tally)
@@ -152,6 +158,41 @@ class Session:
         )
         if not info.get("isolated"):
             self.bus.emit(Warning(message="running UNSANDBOXED: commands run directly on this machine"))
+
+    def run_plan_only(self, task: str) -> None:
+        """Write the plan (an event) and stop before doing anything."""
+        from .orchestrator import Orchestrator
+
+        plan = Orchestrator(self, task).make_plan()
+        raise Completed(f"planned {len(plan.subgoals)} subgoal(s); nothing was run (--plan-only)")
+
+    def run_planned(self, task: str, tally: _Tally) -> None:
+        """The planner-executor loop: subgoals, a progress ledger, re-planning, working memory."""
+        from .orchestrator import Orchestrator
+
+        orchestrator = Orchestrator(self, task)
+        ex = orchestrator.executor
+        try:
+            orchestrator.run()
+        finally:
+            tally.steps, tally.usage, tally.cost_usd = ex.steps, ex.usage, ex.cost_usd
+            tally.checks = ex.last_checks
+
+    def judge(self) -> Model | None:
+        """The model that judges and chooses when executable signals do not decide (None: nobody)."""
+        setting = self.config.search.judge
+        if setting == "off" or (setting == "auto" and _is_scripted(self.model)):
+            return None
+        return self.model
+
+    def run_command(self, command: str) -> ExecResult:
+        """A check or done-check: one bash command in the sandbox, at the workspace root."""
+        return self.sandbox.run(
+            ["bash", "--noprofile", "--norc", "-c", command],
+            cwd=self.workspace,
+            timeout=self.config.tools.check_timeout_s,
+            env=COMMAND_ENV,
+        )
 
     def run_plain(self, task: str, tally: _Tally) -> None:
         """The plain loop (search strategy none)."""
@@ -217,12 +258,7 @@ class Session:
         """Run every task check in the sandbox; each result is an event."""
         results = []
         for command in self.config.checks:
-            res = self.sandbox.run(
-                ["bash", "--noprofile", "--norc", "-c", command],
-                cwd=self.workspace,
-                timeout=self.config.tools.check_timeout_s,
-                env=COMMAND_ENV,
-            )
+            res = self.run_command(command)
             result = CheckResult(
                 command=command,
                 exit_code=res.exit_code,

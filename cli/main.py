@@ -89,6 +89,10 @@ def run(
         typer.Option("--search", help="none (one trajectory), best-of-n (independent attempts) or mcts (tree search)."),
     ] = None,
     attempts: Annotated[int | None, typer.Option(help="best-of-n: number of attempts.")] = None,
+    plan: Annotated[
+        bool | None, typer.Option("--plan/--no-plan", help="Plan the task into checkable subgoals first (default).")
+    ] = None,
+    plan_only: Annotated[bool, typer.Option("--plan-only", help="Print the plan and exit without running it.")] = False,
     sandbox: SandboxOption = None,
     network: NetworkOption = None,
     approval: Annotated[
@@ -117,11 +121,13 @@ def run(
             "limits.max_wall_s": max_wall,
             "search.strategy": search,
             "search.attempts": attempts,
+            "planner.enabled": plan,
             "sandbox.mode": sandbox,
             "sandbox.network": network,
             "policy.approval": approval,
         },
         full_access=dangerously_full_access,
+        plan_only=plan_only,
     )
     _exit(run_command(options))
 

@@ -18,6 +18,7 @@ class Output:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self._console: Any = None
+        self.plan: list[dict[str, Any]] | None = None
 
     @property
     def console(self) -> Any:
@@ -61,6 +62,8 @@ class Output:
 
     def event(self, event: Any) -> None:
         """An event subscriber."""
+        if event.type == "plan":
+            self.plan = event.subgoals
         if self.fmt == "stream-json":
             self._json_line(event.model_dump(mode="json"))
         if event.type == "warning" and self.fmt != "text":
@@ -73,7 +76,10 @@ class Output:
     def result(self, finished: Any) -> None:
         """The end of a run: the final object (json), nothing more (stream-json had it), or a summary (text)."""
         if self.fmt == "json":
-            print(json.dumps(result_object(finished), ensure_ascii=False), file=self.out)
+            obj = result_object(finished)
+            if self.plan is not None:
+                obj["plan"] = self.plan
+            print(json.dumps(obj, ensure_ascii=False), file=self.out)
         elif self.fmt == "text":
             self._text_summary(finished)
 
@@ -121,6 +127,29 @@ class Output:
         r = e.result
         mark = "[green]✓[/]" if r.passed else "[red]✗[/]"
         self.console.print(f"{mark} check: {_escape(r.command)} (exit {r.exit_code})")
+
+    def _text_plan(self, e: Any) -> None:
+        title = "plan" if not e.revision else f"new plan (revision {e.revision})"
+        self.console.print(f"[bold]{title}[/]" + (" [dim](from the task file)[/]" if e.given else ""))
+        for i, sub in enumerate(e.subgoals, 1):
+            check = f"  [dim]done when: {_escape(sub['done_check'])}[/]" if sub.get("done_check") else ""
+            self.console.print(f"  {i}. {_escape(sub['title'])}{check}")
+        for fact in e.facts:
+            self.console.print(f"  [dim]fact: {_escape(fact)}[/]")
+
+    def _text_progress(self, e: Any) -> None:
+        if e.decision == "advance":
+            self.console.print(f"[green]✓ subgoal {e.subgoal + 1} done[/] ({_escape(e.reason)})")
+        elif e.decision == "replan" or e.looping:
+            self.console.print(f"[yellow]! subgoal {e.subgoal + 1}: {_escape(e.reason)}[/]")
+
+    def _text_replan(self, e: Any) -> None:
+        self.console.print(f"[bold yellow]re-planning[/] at subgoal {e.subgoal + 1}: {_escape(e.reason)}")
+
+    def _text_condense(self, e: Any) -> None:
+        self.console.print(
+            f"[dim]condensed the conversation: {_escape(e.reason)} ({e.tokens_before} → {e.tokens_after} tokens)[/]"
+        )
 
     def _text_warning(self, e: Any) -> None:
         self.console.print(f"[bold yellow]warning:[/] {_escape(e.message)}")

@@ -28,6 +28,7 @@ class RunOptions:
     cd: Path | None = None
     flags: dict[str, Any] = field(default_factory=dict)
     full_access: bool = False
+    plan_only: bool = False
 
 
 def run_command(options: RunOptions, out: Output | None = None) -> int:
@@ -44,7 +45,7 @@ def run_command(options: RunOptions, out: Output | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         with session:
-            finished = session.run(resolve_task(options, session.loaded))
+            finished = session.run(resolve_task(options, session.loaded), plan_only=options.plan_only)
     finally:
         signal.signal(signal.SIGTERM, previous)
     if finished.error:

@@ -24,21 +24,34 @@ STATUS_MARK = {
 def tree_command(run_id: str, *, html_path: Path | None, cd: Path | None, out: Output | None = None) -> int:
     out = out or Output()
     workspace = find_workspace((cd or Path.cwd()).resolve())
-    path = runs_dir(workspace) / run_id / "tree.json"
-    if not path.is_file():
-        known = runs_dir(workspace) / run_id
-        reason = "it ran without search (--search none)" if known.is_dir() else "no such run"
+    trees = load_trees(runs_dir(workspace) / run_id)
+    if not trees:
+        known = (runs_dir(workspace) / run_id).is_dir()
+        reason = "it ran without search (--search none)" if known else "no such run"
         out.error(f"run {run_id} has no search tree: {reason}")
         return 2
-    tree = SearchTree.load(path)
     if html_path is not None:
-        html_path.write_text(render_html(tree, run_id), encoding="utf-8")
+        html_path.write_text(render_html(trees, run_id), encoding="utf-8")
         out.info(f"wrote {html_path}")
         return 0
     from rich.console import Console
 
-    Console(file=out.out, highlight=False, soft_wrap=False).print(render_rich(tree))
+    console = Console(file=out.out, highlight=False, soft_wrap=False)
+    for title, tree in trees:
+        console.print(render_rich(tree, title))
     return 0
+
+
+def load_trees(run_dir: Path) -> list[tuple[str, SearchTree]]:
+    """The run's trees: one for a plain search, one per subgoal (and plan revision) for a planned one."""
+    if (run_dir / "tree.json").is_file():
+        return [("search tree", SearchTree.load(run_dir / "tree.json"))]
+    found = []
+    for path in run_dir.glob("tree-*-*.json"):
+        subgoal, revision = (int(x) for x in path.stem.split("-")[1:3])
+        title = f"subgoal {subgoal}" + (f" (plan revision {revision})" if revision else "")
+        found.append(((revision, subgoal), title, SearchTree.load(path)))
+    return [(title, tree) for _, title, tree in sorted(found, key=lambda f: f[0])]
 
 
 def chosen_path(tree: SearchTree) -> set[int]:
@@ -52,7 +65,7 @@ def label(node: Node) -> str:
     return f"#{node.id} {node.action}{kind}  reward {reward}  visits {node.visits}" + (f"  {mark}" if mark else "")
 
 
-def render_rich(tree: SearchTree):  # type: ignore[no-untyped-def]
+def render_rich(tree: SearchTree, title: str = "search tree"):  # type: ignore[no-untyped-def]
     from rich.markup import escape
     from rich.tree import Tree
 
@@ -68,7 +81,7 @@ def render_rich(tree: SearchTree):  # type: ignore[no-untyped-def]
             return f"[dim]{text}[/]"
         return text
 
-    heading = f"search tree ({tree.strategy}, {len(tree.nodes)} nodes; stopped: {tree.stop_reason or '?'})"
+    heading = f"{title} ({tree.strategy}, {len(tree.nodes)} nodes; stopped: {tree.stop_reason or '?'})"
     root = Tree(heading)
 
     def add(parent, node: Node) -> None:  # type: ignore[no-untyped-def]
@@ -81,8 +94,25 @@ def render_rich(tree: SearchTree):  # type: ignore[no-untyped-def]
     return root
 
 
-def render_html(tree: SearchTree, run_id: str) -> str:
+def render_html(trees: list[tuple[str, SearchTree]], run_id: str) -> str:
     """A self-contained page (no scripts, no external files): nested lists, the chosen path highlighted."""
+    sections = "\n".join(_html_tree(title, tree) for title, tree in trees)
+    return f"""<!doctype html>
+<html lang=en><head><meta charset=utf-8><title>branchwise search tree {html.escape(run_id)}</title>
+<style>
+body{{font:14px/1.4 ui-monospace,Menlo,Consolas,monospace;margin:2em;color:#222}}
+ul.tree,ul.tree ul{{list-style:none;padding-left:1.4em;border-left:1px dotted #bbb}}
+summary{{cursor:pointer}} pre{{margin:.2em 0 .4em 1em;color:#555;white-space:pre-wrap}}
+li.path>details>summary{{color:#1a7f37}} li.chosen>details>summary{{font-weight:bold;background:#dafbe1}}
+li.duplicate>details>summary,li.failed>details>summary{{color:#999}}
+</style></head><body>
+<h1>Search of run {html.escape(run_id)}</h1>
+{sections}
+</body></html>
+"""
+
+
+def _html_tree(title: str, tree: SearchTree) -> str:
     on_path = chosen_path(tree)
 
     def item(node: Node) -> str:
@@ -112,18 +142,7 @@ def render_html(tree: SearchTree, run_id: str) -> str:
         )
 
     body = f"<ul class=tree>{item(tree.nodes[0])}</ul>" if tree.nodes else "<p>(empty)</p>"
-    return f"""<!doctype html>
-<html lang=en><head><meta charset=utf-8><title>branchwise search tree {html.escape(run_id)}</title>
-<style>
-body{{font:14px/1.4 ui-monospace,Menlo,Consolas,monospace;margin:2em;color:#222}}
-ul.tree,ul.tree ul{{list-style:none;padding-left:1.4em;border-left:1px dotted #bbb}}
-summary{{cursor:pointer}} pre{{margin:.2em 0 .4em 1em;color:#555;white-space:pre-wrap}}
-li.path>details>summary{{color:#1a7f37}} li.chosen>details>summary{{font-weight:bold;background:#dafbe1}}
-li.duplicate>details>summary,li.failed>details>summary{{color:#999}}
-</style></head><body>
-<h1>Search tree of run {html.escape(run_id)}</h1>
-<p>strategy {html.escape(tree.strategy)} · {len(tree.nodes)} nodes · stopped: {html.escape(tree.stop_reason)}
-· chosen node: {tree.chosen}</p>
-{body}
-</body></html>
-"""
+    return (
+        f"<h2>{html.escape(title)}</h2><p>strategy {html.escape(tree.strategy)} · {len(tree.nodes)} nodes · "
+        f"stopped: {html.escape(tree.stop_reason)} · chosen node: {tree.chosen}</p>\n{body}"
+    )

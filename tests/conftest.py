@@ -70,8 +70,13 @@ def clean_env(tmp_path: Path) -> dict[str, str]:
     }
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), XDG_STATE_HOME=str(home / ".state"))
     env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+    # Most tests drive the executor with short scripts; planner tests and the demo turn planning back on.
+    env["BRANCHWISE_PLANNER_ENABLED"] = "false"
     return env
 
+
+# The default path users get: plan first (the fixture below turns it off for short executor scripts).
+PLANNING = {"BRANCHWISE_PLANNER_ENABLED": "true"}
 
 CliRunner = Callable[..., subprocess.CompletedProcess[str]]
 

@@ -21,6 +21,7 @@ from ..actor import NO_TOOL_CALL, Actor, Outcome
 from ..config import LimitsSettings, SearchSettings
 from ..events import CheckResult, EventBus, ModelReply, SearchNode, StepFinished, ToolCallRecord, Usage
 from ..model import Message, Model, Reply
+from ..normalise import normalise
 from . import value as V
 from .classify import classify_calls
 from .tree import Node, SearchTree
@@ -260,7 +261,7 @@ class Search:
                     signals.tests = (previous[0] + passed, previous[1] + failed)
                 elif obs.data.get("exit_code") not in (0, None):
                     signals.nonzero_exits += 1
-            if (call.name, _args_key(call), obs.output) in path_results:
+            if (call.name, _args_key(call), normalise(obs.output)) in path_results:
                 signals.repeated = True
         return signals
 
@@ -276,7 +277,7 @@ class Search:
                     )
                 if message.get("role") == "tool" and message.get("tool_call_id") in calls:
                     call = calls[message["tool_call_id"]]
-                    seen.add((call.name, _args_key(call), message.get("content", "")))
+                    seen.add((call.name, _args_key(call), normalise(message.get("content", ""))))
         return seen
 
     def checks_each_step(self) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from branchwise.agent.trajectory import read_events
-from tests.conftest import BRANCHWISE, EXAMPLE, finish, shell, write_script
+from tests.conftest import BRANCHWISE, EXAMPLE, PLANNING, finish, shell, write_script
 
 CHECK = "python3 -m unittest discover -s tests -q"
 FIX = {
@@ -30,15 +30,15 @@ FIX = {
 
 
 def test_example_task_file_completes_with_json_result(cli, example_repo):
-    res = cli("run", "-f", "task.toml", "-o", "json", cwd=example_repo)
+    res = cli("run", "-f", "task.toml", "-o", "json", cwd=example_repo, env=PLANNING)
     assert res.returncode == 0, res.stderr
     result = json.loads(res.stdout)
     assert result["status"] == "completed"
-    assert result["steps"] == 5
+    assert result["steps"] == 4 and len(result["plan"]) == 2
     assert result["tokens"]["prompt"] > 0 and result["tokens"]["completion"] > 0
     assert result["cost_usd"] == 0
     assert result["checks"] == [{"command": CHECK, "exit_code": 0, "passed": True}]
-    assert "median" in result["summary"]
+    assert "Fix median()" in result["summary"]
     assert set(result) >= {
         "status",
         "run_id",
@@ -55,19 +55,19 @@ def test_example_task_file_completes_with_json_result(cli, example_repo):
 
 
 def test_text_output_says_the_model_is_scripted(cli, example_repo):
-    res = cli("run", "-f", "task.toml", cwd=example_repo)
+    res = cli("run", "-f", "task.toml", cwd=example_repo, env=PLANNING)
     assert res.returncode == 0
     assert "a scripted model replaying a file, not an LLM" in res.stderr
     assert "status: completed" in res.stdout
 
 
 def test_stream_json_prints_one_typed_event_per_line(cli, example_repo):
-    res = cli("run", "-f", "task.toml", "-o", "stream-json", cwd=example_repo)
+    res = cli("run", "-f", "task.toml", "-o", "stream-json", cwd=example_repo, env=PLANNING)
     assert res.returncode == 0
     events = [json.loads(line) for line in res.stdout.splitlines()]
     kinds = [e["type"] for e in events]
     assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
-    assert {"model_reply", "tool_call", "tool_result", "step_finished", "check"} <= set(kinds)
+    assert {"model_reply", "plan", "tool_call", "tool_result", "step_finished", "progress", "check"} <= set(kinds)
     assert events[-1]["status"] == "completed"
 
 
@@ -212,16 +212,16 @@ def test_interrupt_exits_130_and_records_it(example_repo, clean_env, tmp_path, s
 
 
 def test_runs_lists_and_replay_matches_a_plain_run(cli, example_repo):
-    res = cli("run", "-f", "task.toml", "-o", "json", cwd=example_repo)
+    res = cli("run", "-f", "task.toml", "-o", "json", cwd=example_repo, env=PLANNING)
     run_id = json.loads(res.stdout)["run_id"]
     listed = cli("runs", "--json", cwd=example_repo)
     runs = json.loads(listed.stdout)
-    assert [r["run_id"] for r in runs] == [run_id] and runs[0]["status"] == "completed" and runs[0]["steps"] == 5
+    assert [r["run_id"] for r in runs] == [run_id] and runs[0]["status"] == "completed" and runs[0]["steps"] == 4
     assert run_id in cli("runs", cwd=example_repo).stdout
     # The workspace has moved on since the run (the fix is in); replay starts from the recorded start state.
     replay = cli("replay", run_id, cwd=example_repo)
     assert replay.returncode == 0, replay.stdout + replay.stderr
-    assert "5 of 5 observations match" in replay.stdout and "status completed (recorded: completed)" in replay.stdout
+    assert "4 of 4 observations match" in replay.stdout and "status completed (recorded: completed)" in replay.stdout
 
 
 def test_replay_reports_a_step_whose_observation_changed(cli, example_repo, tmp_path):

@@ -67,6 +67,25 @@ def test_example_completes_over_http_with_tool_calls_and_a_retried_429(cli, exam
     assert "retry 1/4" in res.stderr
 
 
+def test_planned_run_over_http(cli, example_repo, server):
+    plan = {"subgoals": [{"title": "Fix median()", "done_check": CHECK}], "facts": ["tests use unittest"]}
+    server.script(
+        reply("A one-step plan.", tool_calls=[call("submit_plan", **plan)]),
+        reply(tool_calls=[call("str_replace", **FIX)]),
+    )
+    res = cli("run", "-f", "task.toml", "-m", "openai/gpt-4o-mini", "-o", "json", cwd=example_repo,
+              env=settings(server, BRANCHWISE_PLANNER_ENABLED="true"))  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    result = json.loads(res.stdout)
+    assert result["plan"] == [{"title": "Fix median()", "done_check": CHECK}]
+    first = server.chat_requests[0]["body"]
+    assert [t["function"]["name"] for t in first["tools"]] == ["submit_plan"]
+    assert "Files in the repository" in first["messages"][1]["content"]
+    second = server.chat_requests[1]["body"]
+    assert "subgoal 1 of 1: Fix median()" in second["messages"][2]["content"]
+    assert "tests use unittest" in second["messages"][0]["content"]
+
+
 def test_text_tool_format_for_servers_without_tool_calling(cli, example_repo, server):
     block = '<tool_call>\n{{"name": "{name}", "arguments": {args}}}\n</tool_call>'
     server.script(

@@ -1,0 +1,1 @@
+"""A tiny stock-keeping tool used by the branchwise planner demo."""
