@@ -24,3 +24,15 @@ def test_demo_fixes_the_example_on_a_copy(clean_env):
     assert "status: completed" in res.stdout
     assert "+    return (ordered[middle - 1] + ordered[middle]) / 2" in res.stdout
     assert digest() == before
+
+
+def test_mcts_example_explores_two_branches(cli, tmp_path):
+    from tests.conftest import make_repo
+
+    repo = make_repo(tmp_path / "calc", source=EXAMPLE)
+    res = cli("run", "-f", "search.toml", "--search", "mcts", "--model", "scripted:replies-search.yaml", "-o", "json",
+              cwd=repo)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    run_id = __import__("json").loads(res.stdout)["run_id"]
+    drawn = cli("tree", run_id, cwd=repo).stdout
+    assert drawn.count("str_replace") == 2 and "reward 0.70" in drawn and "verified" in drawn and "chosen" in drawn
