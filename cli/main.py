@@ -190,7 +190,9 @@ def tree(
 @sandbox_app.command("run", context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True})
 def sandbox_run(
     command: Annotated[list[str], typer.Argument(help="The command and its arguments (put -- before them).")],
-    mode: SandboxOption = None,
+    mode: Annotated[
+        str | None, typer.Option("--mode", "--sandbox", help="read-only, workspace-write (default) or full-access.")
+    ] = None,
     network: NetworkOption = None,
     allow_domain: Annotated[
         list[str] | None, typer.Option("--allow-domain", help="Proxy mode: a host the command may reach (repeatable).")
