@@ -22,7 +22,7 @@ from .rules import CallInfo, CompiledRule, PolicyError, glob_regex, resolve_path
 from .settings import Action, PolicySettings, Rule, SandboxSettings
 from .taint import TaintTracker
 
-__all__ = ["CallInfo", "Decision", "Policy", "PolicyError", "TaintTracker"]
+__all__ = ["READ_TOOLS", "WRITE_TOOLS", "CallInfo", "Decision", "Policy", "PolicyError", "TaintTracker"]
 
 READ_TOOLS = frozenset({"view", "grep", "glob"})
 WRITE_TOOLS = frozenset({"create", "str_replace", "insert", "undo_edit"})
