@@ -29,10 +29,12 @@ class Request:
 
 
 class RecordingServer:
-    """An HTTP server on the host's 127.0.0.1 (a free port) that serves one page and records every request."""
+    """An HTTP server on the host's 127.0.0.1 (a free port) that serves pages by path (`page` for any other
+    path) and records every request it answers."""
 
-    def __init__(self, page: str = "hello from the host\n") -> None:
+    def __init__(self, page: str = "hello from the host\n", pages: dict[str, str] | None = None) -> None:
         self.page = page
+        self.pages = dict(pages or {})
         self.requests: list[Request] = []
         requests = self.requests
         server = self
@@ -42,7 +44,7 @@ class RecordingServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 requests.append(Request(self.command, self.path, body))
-                data = server.page.encode()
+                data = server.pages.get(self.path, server.page).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(data)))
