@@ -98,6 +98,10 @@ def run(
             help="untrusted (ask for all but reads), on-request (ask to leave the sandbox) or never (refuse instead).",
         ),
     ] = None,
+    allow_domain: Annotated[
+        list[str] | None,
+        typer.Option("--allow-domain", help="Proxy mode: a host commands may reach (repeatable; replaces the list)."),
+    ] = None,
     dangerously_full_access: FullAccessOption = False,
     cd: CdOption = None,
 ) -> None:
@@ -119,6 +123,7 @@ def run(
             "search.attempts": attempts,
             "sandbox.mode": sandbox,
             "sandbox.network": network,
+            "sandbox.allowed_domains": allow_domain or None,
             "policy.approval": approval,
         },
         full_access=dangerously_full_access,
