@@ -170,6 +170,21 @@ def test_proxy_reaches_an_allowed_server_and_refuses_another_with_403(cli, repo,
     assert direct.returncode != 0 and [r.path for r in allowed.requests] == ["/ok"]
 
 
+def test_run_in_proxy_mode_records_every_proxy_decision(cli, repo, servers):
+    allowed, other = server(servers, "allowed page\n"), server(servers)
+    replies = [shell(f"{VIA_PROXY} {allowed.url('/ok')}"), shell(f"{VIA_PROXY} {other.url('/no')}"),
+               {"tool_calls": [{"name": "finish", "arguments": {"summary": "ok"}}]}]  # fmt: skip
+    run = run_agent(cli, repo, replies, "--network", "proxy", "--allow-domain", allowed.host)
+    assert run.returncode == 0, run.stderr
+    assert [e["output"].split("\n")[0] for e in run.of("tool_result")[:2]] == ["200", "403"]
+    egress = [(e["method"], e["host"], e["port"], e["action"]) for e in run.of("egress")]
+    assert egress == [("GET", "localhost", allowed.port, "allow"), ("GET", "localhost", other.port, "deny")]
+    assert "not in allowed_domains" in run.of("egress")[1]["reason"]
+    recorded = [json.loads(line) for line in run.trajectory(repo).splitlines()]
+    assert [e for e in recorded if e["type"] == "egress"] == run.of("egress")
+    assert [r.path for r in allowed.requests] == ["/ok"] and other.requests == []
+
+
 @pytest.mark.parametrize("command", [["sandbox", "run", "--sandbox", "full-access", "--", "true"],
                                      ["run", "x", "--sandbox", "full-access", "-m", "scripted:r.yaml"]])  # fmt: skip
 def test_full_access_without_the_explicit_flag_is_a_usage_error(cli, repo, command):
