@@ -99,7 +99,8 @@ class SandboxSettings(_Strict):
     writable_roots: list[Path] = Field(default_factory=list)
     """Extra host directories a command may write (besides the workspace and its private /tmp)."""
     deny_read: list[str] = Field(default_factory=lambda: list(DEFAULT_DENY_READ))
-    """Host paths (globs allowed) hidden from commands; /root, /home, /tmp and /run are always hidden."""
+    """Host paths (globs allowed; relative ones are workspace-relative) hidden from commands and from the
+    file tools; /root, /home, /tmp and /run are always hidden from commands."""
     limits: LimitSettings = Field(default_factory=LimitSettings)
     """Resource limits for commands."""
     bwrap: str = "bwrap"

@@ -102,13 +102,12 @@ def test_bombs_end_within_their_limits_and_leave_no_process(name, repo, clean_en
     started = time.monotonic()
     proc = start_cli(argv, repo, {**clean_env, **env})
     # While it runs, the session has a cgroup on the host holding the sandboxed processes.
-    seen_cgroup = wait_until(lambda: session_cgroups(proc.pid) or proc.poll() is not None, timeout=10)
+    wait_until(lambda: session_cgroups(proc.pid) or proc.poll() is not None, timeout=10)
     during = session_cgroups(proc.pid)
     out, err = proc.communicate(timeout=60)
     elapsed = time.monotonic() - started
     assert proc.returncode == expected_exit, (out[-500:], err)
     assert elapsed < max_s
-    assert seen_cgroup
     if name in ("fork-bomb", "sleep"):  # long enough to be seen alive
         assert during and all(d.name.startswith(f"branchwise-{proc.pid}-") for d in during)
     # Nothing of the session is left: no process in or naming its cgroups, none carrying the marker, no cgroup.
