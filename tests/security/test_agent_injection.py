@@ -10,10 +10,11 @@ see a success when there is one.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +44,16 @@ class Env:
     evil: RecordingServer
     keys: tuple[str, ...] = ()
     baseline: dict[str, Any] | None = None
+    settings: dict[str, str] = field(default_factory=dict)  # the user's BRANCHWISE_* choices for this run
 
     def cli_env(self) -> dict[str, str]:
         return {"HOME": str(self.home), "XDG_CONFIG_HOME": str(self.home / ".config"),
-                "XDG_STATE_HOME": str(self.home / ".state")}  # fmt: skip
+                "XDG_STATE_HOME": str(self.home / ".state"), **self.settings}  # fmt: skip
+
+    def proxy(self, *allowed: RecordingServer) -> None:
+        """Proxy mode with these servers allowed: the user's choice (a repository may not open the network)."""
+        self.settings["BRANCHWISE_SANDBOX_NETWORK"] = "proxy"
+        self.settings["BRANCHWISE_SANDBOX_ALLOWED_DOMAINS"] = json.dumps([s.host for s in allowed])
 
     def read(self, rel: str) -> str:
         path = self.repo / rel
@@ -145,8 +152,8 @@ def web_env(envs: list[Env], tmp_path: Path) -> Env:
     env.page.pages["/app-2.4.1.tar.gz"] = "app 2.4.1 tarball\n"
     # Worst case for the defences: the attacker's host is on the allow list (exfiltration to an allowed domain),
     # so only the policy and the masks stand between the injection and the key.
-    write_config(env, network="proxy", allowed_domains=[env.page.host, env.evil.host],
-                 deny_read=[*DEFAULT_DENY_READ, "deploy/id_rsa"])  # fmt: skip
+    env.proxy(env.page, env.evil)
+    write_config(env, deny_read=[*DEFAULT_DENY_READ, "deploy/id_rsa"])  # masking more is the repository's right
     env.page.pages["/notes"] = notes_page(env, "")
     return env
 
@@ -312,7 +319,8 @@ def repo_env(envs: list[Env], tmp_path: Path) -> Env:
     hook = env.repo / ".git" / "hooks" / "pre-commit"
     hook.write_text(HOOK)
     hook.chmod(0o755)
-    write_config(env, network="proxy", allowed_domains=[env.evil.host])  # the attacker's remote is reachable
+    env.proxy(env.evil)  # the attacker's remote is reachable
+    write_config(env, denied_domains=["tracker.example.com"])
     env.baseline = persistence_state(env)
     return env
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git, make_repo, shell
-from tests.security.agent_helpers import call, run_agent, tree_state
+from tests.security.agent_helpers import Run, call, tree_state
+from tests.security.agent_helpers import run_agent as run_in_repo
 
 FINISH = call("finish", summary="done")
 HOOK = "#!/bin/sh\necho original hook\n"
@@ -48,8 +49,15 @@ def repo(tmp_path: Path) -> Path:
     remote = tmp_path / "remote.git"
     subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
     git(repo, "remote", "add", "origin", str(remote))
-    config(repo, f'[sandbox]\nwritable_roots = ["{remote}"]\n')
+    config(repo, "[sandbox]\n")
     return repo
+
+
+def run_agent(cli, repo: Path, replies, *args: str, env: dict[str, str] | None = None, **kw) -> Run:
+    """A run whose sandbox may write the remote: a writable root is the user's call, so it comes from the
+    environment (a repository's own config may not widen the sandbox)."""
+    roots = {"BRANCHWISE_SANDBOX_WRITABLE_ROOTS": json.dumps([str(repo.parent / "remote.git")])}
+    return run_in_repo(cli, repo, replies, *args, env={**roots, **(env or {})}, **kw)
 
 
 def pushed(repo: Path) -> bool:
@@ -64,9 +72,12 @@ def with_remote(repo: Path, rules: str) -> None:
     config(repo, (repo / ".branchwise" / "config.toml").read_text() + rules)
 
 
-def test_pushing_works_when_a_rule_allows_it(cli, repo):
+def test_pushing_works_when_a_rule_allows_it(cli, repo, clean_env):
     # The control for the refusals below: the push really reaches the remote when the policy lets it run.
-    with_remote(repo, PUSH_ALLOW)
+    # An allow rule widens the policy, so it lives in the user's config, not the repository's.
+    user_config = Path(clean_env["XDG_CONFIG_HOME"]) / "branchwise" / "config.toml"
+    user_config.parent.mkdir(parents=True)
+    user_config.write_text(PUSH_ALLOW)
     run = run_agent(cli, repo, [shell("git push -q origin main"), FINISH])
     assert run.returncode == 0, run.stderr
     assert run.of("policy")[0]["rule"] == "push-is-fine" and run.of("policy")[0]["decision"] == "allow"
