@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from branchwise.sandbox.settings import PolicySettings, SandboxSettings
+from branchwise.sandbox.settings import PolicySettings, SandboxSettings, repository_widening
 
 from .errors import ConfigError
 
@@ -179,14 +179,20 @@ def project_config_path(workspace: Path) -> Path:
     return workspace / ".branchwise" / "config.toml"
 
 
-def read_toml_layer(path: Path, label: str) -> Layer:
-    """Parse one TOML file; errors name the file."""
+def read_toml_layer(path: Path, label: str, *, from_repository: bool = False) -> Layer:
+    """Parse one TOML file; errors name the file. A file that comes with a repository may not widen the
+    sandbox or the policy (see `repository_widening`)."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
+    if from_repository and (problems := repository_widening(data)):
+        raise ConfigError(
+            f"{label} ({path}): {problems[0]}; a repository may only narrow the sandbox and the policy, "
+            "so set this in your user config, a BRANCHWISE_* variable or on the command line"
+        )
     return Layer(f"{label} ({path})", data, base_dir=path.parent)
 
 
@@ -240,17 +246,17 @@ def load_config(
     """Merge every layer that exists, then validate once."""
     env = os.environ if env is None else env
     layers = [Layer("default", Config().model_dump())]
-    for label, path in (
-        ("user config", user_config_path(env)),
-        ("project config", project_config_path(workspace)),
+    for label, path, from_repository in (
+        ("user config", user_config_path(env), False),
+        ("project config", project_config_path(workspace), True),
     ):
         if path.is_file():
-            layers.append(read_toml_layer(path, label))
+            layers.append(read_toml_layer(path, label, from_repository=from_repository))
     task: dict[str, Any] = {}
     if task_file is not None:
         if not task_file.is_file():
             raise ConfigError(f"{task_file}: task file not found")
-        layer = read_toml_layer(task_file, "task file")
+        layer = read_toml_layer(task_file, "task file", from_repository=True)
         task = {k: layer.data.pop(k) for k in TASK_KEYS if k in layer.data}
         if "plan" in task:
             _check_plan(task["plan"], task_file)

@@ -80,6 +80,17 @@ class PolicyDecision(_Event):
     approved: bool | None = None
 
 
+class Egress(_Event):
+    """One decision of the sandbox's network proxy (network = proxy): which host, allowed or not, and why."""
+
+    type: Literal["egress"] = "egress"
+    method: str
+    host: str
+    port: int
+    action: Literal["allow", "deny"]
+    reason: str = ""
+
+
 class ToolResult(_Event):
     type: Literal["tool_result"] = "tool_result"
     call_id: str
@@ -195,6 +206,7 @@ Event = Annotated[
     | ModelReply
     | ToolCall
     | PolicyDecision
+    | Egress
     | ToolResult
     | FormatError
     | Check

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from branchwise.sandbox.policy import CallInfo, Decision, Policy, TaintTracker
+from branchwise.sandbox.policy import WRITE_TOOLS, CallInfo, Decision, Policy, TaintTracker
+from branchwise.sandbox.taint import Source
 
 from .events import EventBus, PolicyDecision, ToolCallRecord, ToolResult
 
@@ -36,7 +37,8 @@ class PolicyGate:
 
     def __call__(self, call: ToolCallRecord) -> str | None:
         args = call.arguments or {}
-        decision = self.policy.decide(call_info(call, args), self.taint)
+        info = call_info(call, args)
+        decision = self.policy.decide(info, self.taint)
         approved: bool | None = None
         if decision.action == "ask":
             approved = self.approver(call, decision) if self.approver else False
@@ -51,6 +53,7 @@ class PolicyGate:
             )
         )
         if decision.action == "allow" or approved:
+            self._follow_into_file(info)
             return None
         if decision.action == "ask":
             return (
@@ -58,6 +61,20 @@ class PolicyGate:
                 "it in this run; do the task another way"
             )
         return f"denied by policy ({decision.reason}; rule {decision.rule})"
+
+    def _follow_into_file(self, info: CallInfo) -> None:
+        """A file edit that carries tainted content taints the file: running it later must ask too."""
+        if self.taint is None or info.tool not in WRITE_TOOLS or not info.all_paths:
+            return
+        hit = self.taint.check(info.strings())
+        if hit is not None:
+            for path in info.all_paths:
+                self.taint.add_written(path, hit.sources)
+
+    def untrusted(self, text: str, source: Source) -> None:
+        """Content the agent read outside a tool result (retrieved memory, a fetched page): it taints."""
+        if self.taint is not None:
+            self.taint.add_untrusted(text, source)
 
     def trust(self, text: str) -> None:
         """Text from the user (the task, project instructions): indicators in it do not taint."""

@@ -23,7 +23,7 @@ from .model import Model
 from .policy_gate import Approver
 from .prompts import find_instructions, system_prompt
 from .trajectory import TrajectoryWriter, new_run_id, prepare_runs_dir
-from .wiring import make_gate
+from .wiring import EgressRecorder, make_gate
 
 VERSION = "0.1.0"
 
@@ -85,6 +85,8 @@ class Session:
         )
         self.toolbox = ToolBox(default_tools())
         self.gate = make_gate(self.config, self.workspace, self.bus, approver=self.approver)
+        self.egress = EgressRecorder(self.sandbox, self.bus)
+        self.bus.subscribe(self.egress)
         self.start_snapshot: str | None = None
         try:
             self.snapshots = ShadowGitWorkspace(self.workspace, session=self.run_id)
@@ -128,6 +130,7 @@ class Session:
             exit_code = err.exit_code if isinstance(err, BranchwiseError) else EnvironmentProblem.exit_code
         except KeyboardInterrupt:
             status, summary, exit_code = "interrupted", "interrupted by the user", STATUS_EXIT["interrupted"]
+        self.egress.flush()  # background processes may have gone on using the network
         finished = RunFinished(
             status=status,
             exit_code=exit_code,

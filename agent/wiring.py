@@ -9,7 +9,7 @@ from branchwise.sandbox.policy import Policy, PolicyError, TaintTracker
 
 from .config import Config
 from .errors import ConfigError, EnvironmentProblem, UsageError
-from .events import EventBus
+from .events import Egress, EventBus, ToolResult
 from .policy_gate import Approver, PolicyGate
 
 
@@ -36,3 +36,26 @@ def make_gate(config: Config, workspace: Path, bus: EventBus, *, approver: Appro
     gate = PolicyGate(policy, bus, taint=taint, approver=approver)
     bus.subscribe(gate.observe)
     return gate
+
+
+class EgressRecorder:
+    """Puts the network proxy's decisions into the run's events: the proxy's own log dies with the sandbox.
+
+    Subscribed to the bus, it reports the decisions made so far after every tool result (from the thread
+    that emits events, never the proxy's); `flush()` reports the rest before the run ends.
+    """
+
+    def __init__(self, sandbox: Sandbox, bus: EventBus) -> None:
+        self.sandbox, self.bus = sandbox, bus
+        self.reported = 0
+
+    def __call__(self, event: object) -> None:
+        if isinstance(event, ToolResult):
+            self.flush()
+
+    def flush(self) -> None:
+        log = getattr(self.sandbox, "egress_log", None)
+        decisions = log() if log is not None else []
+        new, self.reported = decisions[self.reported :], len(decisions)
+        for d in new:
+            self.bus.emit(Egress(method=d.method, host=d.host, port=d.port, action=d.action, reason=d.reason))

@@ -102,6 +102,10 @@ def run(
             help="untrusted (ask for all but reads), on-request (ask to leave the sandbox) or never (refuse instead).",
         ),
     ] = None,
+    allow_domain: Annotated[
+        list[str] | None,
+        typer.Option("--allow-domain", help="Proxy mode: a host commands may reach (repeatable; replaces the list)."),
+    ] = None,
     dangerously_full_access: FullAccessOption = False,
     cd: CdOption = None,
 ) -> None:
@@ -124,6 +128,7 @@ def run(
             "planner.enabled": plan,
             "sandbox.mode": sandbox,
             "sandbox.network": network,
+            "sandbox.allowed_domains": allow_domain or None,
             "policy.approval": approval,
         },
         full_access=dangerously_full_access,
@@ -196,7 +201,9 @@ def tree(
 @sandbox_app.command("run", context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True})
 def sandbox_run(
     command: Annotated[list[str], typer.Argument(help="The command and its arguments (put -- before them).")],
-    mode: SandboxOption = None,
+    mode: Annotated[
+        str | None, typer.Option("--mode", "--sandbox", help="read-only, workspace-write (default) or full-access.")
+    ] = None,
     network: NetworkOption = None,
     allow_domain: Annotated[
         list[str] | None, typer.Option("--allow-domain", help="Proxy mode: a host the command may reach (repeatable).")

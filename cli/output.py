@@ -123,6 +123,11 @@ class Output:
         if e.decision != "allow":
             self.console.print(f"[yellow]! policy {e.decision} ({e.rule}):[/] {_escape(e.reason)}")
 
+    def _text_egress(self, e: Any) -> None:
+        if e.action != "allow":
+            where = f"{e.host}:{e.port}" if e.host else "(not a proxy request)"
+            self.console.print(f"[yellow]! network deny {_escape(e.method)} {_escape(where)}:[/] {_escape(e.reason)}")
+
     def _text_check(self, e: Any) -> None:
         r = e.result
         mark = "[green]✓[/]" if r.passed else "[red]✗[/]"

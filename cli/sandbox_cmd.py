@@ -10,6 +10,7 @@ from branchwise.agent.config import load_config
 from branchwise.agent.errors import BranchwiseError
 from branchwise.agent.session import find_workspace
 from branchwise.agent.wiring import make_sandbox_for
+from branchwise.sandbox.bwrap import BwrapSandbox
 
 from .output import Output
 
@@ -31,6 +32,10 @@ def sandbox_run_command(
     if not command:
         out.error("no command given: branchwise sandbox run -- COMMAND [ARGS...]")
         return 2
+    if command[0].startswith("-"):
+        # Unknown options before the command arrive as its first words; no real command starts with a dash.
+        out.error(f"unknown option {command[0]} (see branchwise sandbox run --help; the command goes after --)")
+        return 2
     cwd = (cd or Path.cwd()).resolve()
     try:
         workspace = find_workspace(cwd)
@@ -40,9 +45,17 @@ def sandbox_run_command(
         out.error(str(err))
         return err.exit_code
     with sandbox:
+        if not sandbox.describe().get("isolated"):
+            out.warn("running UNSANDBOXED: the command runs directly on this machine")
         result = sandbox.run(command, cwd=cwd, timeout=timeout)
+        egress = sandbox.egress_log() if isinstance(sandbox, BwrapSandbox) else []
     sys.stdout.write(result.output)
     sys.stdout.flush()
+    # The proxy's log dies with the session: show the user what it refused, the usual "why can't X" answer.
+    for decision in egress:
+        if decision.action == "deny":
+            where = f"{decision.host}:{decision.port}" if decision.host else "(not a proxy request)"
+            out.warn(f"network: proxy denied {decision.method} {where}: {decision.reason}")
     if result.killed == "timeout":
         out.warn(f"killed after {timeout:g} s (timeout)")
         return EXIT_TIMEOUT

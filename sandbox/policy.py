@@ -2,7 +2,8 @@
 
 Order of evaluation:
 1. Built-in protections (not overridable): host-side file tools may not touch paths outside the
-   workspace, may not write protected paths, and may not write at all in read-only mode.
+   workspace or paths the sandbox masks (deny_read), may not write protected paths, and may not
+   write at all in read-only mode.
 2. Rules, the user's and then the built-in defaults, ordered by priority (lower first) and, within
    one priority, deny before ask before allow; the first that matches decides.
 3. With no match, the approval mode's default for that kind of tool.
@@ -17,11 +18,11 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .rules import CallInfo, CompiledRule, PolicyError, resolve_path
+from .rules import CallInfo, CompiledRule, PolicyError, glob_regex, resolve_path
 from .settings import Action, PolicySettings, Rule, SandboxSettings
 from .taint import TaintTracker
 
-__all__ = ["CallInfo", "Decision", "Policy", "PolicyError", "TaintTracker"]
+__all__ = ["READ_TOOLS", "WRITE_TOOLS", "CallInfo", "Decision", "Policy", "PolicyError", "TaintTracker"]
 
 READ_TOOLS = frozenset({"view", "grep", "glob"})
 WRITE_TOOLS = frozenset({"create", "str_replace", "insert", "undo_edit"})
@@ -67,6 +68,8 @@ class Policy:
         self.sandbox_mode = sandbox.mode
         self.workspace = workspace.resolve()
         self.protected = [Path(p) for p in sandbox.protected]
+        # What the sandbox masks inside the workspace, the host-side file tools must not show either.
+        self.deny_read = [(p, glob_regex(str(self.workspace / Path(p).expanduser()))) for p in sandbox.deny_read]
         user = [CompiledRule(r, r.name or f"rule {i + 1}", self.workspace) for i, r in enumerate(settings.rules)]
         for rule in user:
             rule.check_examples()
@@ -104,6 +107,8 @@ class Policy:
                 return Decision(
                     "deny", "builtin:outside-workspace", f"{path} is outside the workspace {self.workspace}"
                 )
+            if (hidden := self._masked(full, self._lexical(path))) is not None:
+                return Decision("deny", "builtin:deny-read", f"{path} is hidden from the agent (deny_read {hidden})")
             if not writes:
                 continue
             if self.sandbox_mode == "read-only":
@@ -112,6 +117,18 @@ class Policy:
             for rel in (self._lexical(path), full.relative_to(self.workspace)):
                 if rel is not None and any(rel == p or p in rel.parents for p in self.protected):
                     return Decision("deny", "builtin:protected-path", f"{path} is protected ({rel})")
+        return None
+
+    def _masked(self, full: Path, lexical: Path | None) -> str | None:
+        """The deny_read entry that hides this path (or a directory above it inside the workspace), if any."""
+        candidates = {full, self.workspace / lexical if lexical is not None else full}
+        for path in candidates:
+            for above in [path, *path.parents]:
+                if above == self.workspace or self.workspace not in above.parents:
+                    break
+                for pattern, regex in self.deny_read:
+                    if regex.fullmatch(str(above)):
+                        return pattern
         return None
 
     def _lexical(self, path: str) -> Path | None:

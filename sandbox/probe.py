@@ -48,6 +48,9 @@ def probe_bwrap(settings: SandboxSettings) -> Probe:
 
 
 def probe_userns(settings: SandboxSettings) -> Probe:
+    if shutil.which(settings.bwrap) is None:
+        # The check needs bwrap itself; sending the user to sysctl would be the wrong fix.
+        return Probe("user namespaces", "missing", "not checked: bwrap is missing", "install bubblewrap first")
     try:
         check_bwrap(settings.bwrap)
     except SandboxUnavailable as exc:

@@ -101,10 +101,10 @@ class CompiledRule:
         if self.rule.decision == "allow":
             # An allow rule vouches for exactly one plain command, never a compound one.
             argv = simple_argv(command)
-            return argv is not None and _prefix_at(argv, 0, prefix, basename=False)
+            return argv is not None and _exact_prefix(argv, prefix)
         # Ask and deny look everywhere the command might run the prefix, wrappers included.
         segments = command_segments(command)
-        return any(_prefix_at(seg, i, prefix, basename=True) for seg in segments for i in range(len(seg)))
+        return any(_loose_prefix_at(seg, i, prefix) for seg in segments for i in range(len(seg)))
 
     def _paths_match(self, paths: list[str]) -> bool:
         if not paths or self.path_regex is None:
@@ -116,17 +116,40 @@ class CompiledRule:
         return all(hits) if self.rule.decision == "allow" else any(hits)
 
 
-def _prefix_at(argv: list[str], start: int, prefix: list[str | list[str]], *, basename: bool) -> bool:
-    if len(argv) - start < len(prefix):
+def _exact_prefix(argv: list[str], prefix: list[str | list[str]]) -> bool:
+    """Whether argv starts with exactly the prefix's words (for allow rules)."""
+    return len(argv) >= len(prefix) and all(_wanted(token, want) for token, want in zip(argv, prefix, strict=False))
+
+
+def _loose_prefix_at(argv: list[str], start: int, prefix: list[str | list[str]]) -> bool:
+    """Whether argv may run the prefix from `start`, erring towards yes (for ask and deny rules).
+
+    The command is matched by its basename. After it, an option the prefix does not name is skipped
+    (`git -C dir -c k=v push` runs `git push`), and one without `=` may or may not take the next word
+    as its value (both are tried); a word the shell would expand (`$x`, a backtick) may be anything.
+    """
+    if start >= len(argv) or not _wanted(argv[start].rsplit("/", 1)[-1], prefix[0]):
         return False
-    for offset, want in enumerate(prefix):
-        token = argv[start + offset]
-        if basename and offset == 0:
-            token = token.rsplit("/", 1)[-1]
-        options = [want] if isinstance(want, str) else want
-        if token not in options:
+    seen: set[tuple[int, int]] = set()  # (word, prefix position) pairs already tried: linear, not 2^options
+
+    def rest(i: int, k: int) -> bool:
+        if k == len(prefix):
+            return True
+        if i >= len(argv) or (i, k) in seen:
             return False
-    return True
+        seen.add((i, k))
+        token = argv[i]
+        if (_wanted(token, prefix[k]) or "$" in token or "`" in token) and rest(i + 1, k + 1):
+            return True
+        if token.startswith("-") and token != "-":
+            return rest(i + 1, k) or ("=" not in token and rest(i + 2, k))
+        return False
+
+    return rest(start + 1, 1)
+
+
+def _wanted(token: str, want: str | list[str]) -> bool:
+    return token in ([want] if isinstance(want, str) else want)
 
 
 def glob_regex(pattern: str) -> re.Pattern[str]:

@@ -99,7 +99,8 @@ class SandboxSettings(_Strict):
     writable_roots: list[Path] = Field(default_factory=list)
     """Extra host directories a command may write (besides the workspace and its private /tmp)."""
     deny_read: list[str] = Field(default_factory=lambda: list(DEFAULT_DENY_READ))
-    """Host paths (globs allowed) hidden from commands; /root, /home, /tmp and /run are always hidden."""
+    """Host paths (globs allowed; relative ones are workspace-relative) hidden from commands and from the
+    file tools; /root, /home, /tmp and /run are always hidden from commands."""
     limits: LimitSettings = Field(default_factory=LimitSettings)
     """Resource limits for commands."""
     bwrap: str = "bwrap"
@@ -168,3 +169,32 @@ class PolicySettings(_Strict):
         ]
     )
     """Tools (globs) whose calls can carry data off the machine; taint raises their calls to ask."""
+
+
+def repository_widening(data: dict[str, Any]) -> list[str]:
+    """Why a config layer that comes with a repository (its `.branchwise/config.toml`, a task file) may not
+    say what it says: such a layer may narrow the sandbox and the policy, never widen them, or opening a
+    cloned repository would hand its author the machine. One message per offending key."""
+    sandbox, policy = data.get("sandbox") or {}, data.get("policy") or {}
+    problems = []
+    if "bwrap" in sandbox:
+        problems.append("sandbox.bwrap names a program branchwise runs on this machine")
+    if sandbox.get("network", "off") != "off":
+        problems.append(f"sandbox.network = {sandbox['network']!r} opens the network")
+    for key in ("allowed_domains", "writable_roots"):
+        if sandbox.get(key):
+            problems.append(f"sandbox.{key} widens what commands can reach")
+    for key, defaults in (("protected", DEFAULT_PROTECTED), ("deny_read", DEFAULT_DENY_READ)):
+        dropped = [p for p in defaults if key in sandbox and p not in sandbox[key]]
+        if dropped:
+            problems.append(f"sandbox.{key} drops {', '.join(dropped[:3])}{' ...' if len(dropped) > 3 else ''}")
+    if policy.get("taint") is False:
+        problems.append("policy.taint = false switches taint tracking off")
+    if "taint_sinks" in policy:
+        dropped = [t for t in PolicySettings().taint_sinks if t not in policy["taint_sinks"]]
+        if dropped:
+            problems.append(f"policy.taint_sinks drops {', '.join(dropped)}")
+    for i, rule in enumerate(policy.get("rules") or []):
+        if isinstance(rule, dict) and rule.get("decision") == "allow":
+            problems.append(f"policy.rules[{i}] ({rule.get('name') or 'unnamed'}) is an allow rule")
+    return problems

@@ -5,16 +5,24 @@ The agent records untrusted text (web pages, file contents, tool output, memory)
 addresses, e-mail addresses, absolute paths outside the workspace, `~/` paths and long token-like
 strings. A call is tainted when its arguments carry an indicator that appears in untrusted content
 and not in trusted text. Deterministic and explainable: a hit names the indicators and sources.
+
+Taint also follows content into files: a file the agent wrote with tainted content (`add_written`)
+taints a later command that runs it (`sh tools/x.sh`, `./x.sh`, `cat x.sh | sh`), so an injected
+command cannot be laundered through a script. Merely naming the file (`git add x.sh`) does not.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
+import posixpath
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from .shellwords import command_segments
 
 Source = Literal["web", "file", "tool_output", "memory"]
 
@@ -44,6 +52,9 @@ _IPV4 = re.compile(r"(?<![\w.])(\d{1,3}(?:\.\d{1,3}){3})(?![\w.])")
 _ABS_PATH = re.compile(r"(?<![\w.~/:$-])(/[\w.@+%-]+(?:/[\w.@+%-]*)*)")
 _HOME_PATH = re.compile(r"(?:~|\$HOME|\$\{HOME\})/[\w.@+%/-]*")
 _TOKEN = re.compile(r"(?<![\w/+=-])[A-Za-z0-9_+=-]{24,}(?![\w/+=-])")
+# Programs that run a file (or text piped into them) as code.
+_RUNNERS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "fish", "source", ".", "eval", "exec", "xargs", "python",
+                      "python3", "node", "perl", "ruby", "php", "lua", "deno", "bun", "make"})  # fmt: skip
 
 
 def indicators(text: str, workspace: Path | None = None) -> set[str]:
@@ -113,6 +124,7 @@ class TaintTracker:
         self.workspace = workspace.resolve() if workspace else None
         self._untrusted: dict[str, set[str]] = {}
         self._trusted: set[str] = set()
+        self._written: dict[str, set[str]] = {}  # file name -> sources of the tainted content written there
 
     def add_untrusted(self, text: str, source: Source) -> None:
         """Record content the agent read from a source it does not trust."""
@@ -123,6 +135,12 @@ class TaintTracker:
         """Record text from the user or the project (the task, instructions): its indicators are fine."""
         self._trusted |= indicators(text, self.workspace)
 
+    def add_written(self, path: str, sources: Iterable[str]) -> None:
+        """Record that a file was written with tainted content: running it later is tainted too."""
+        name = posixpath.basename(posixpath.normpath(path))
+        if name:
+            self._written.setdefault(name, set()).update(sources)
+
     def check(self, texts: Iterable[str]) -> TaintHit | None:
         """The taint carried by these argument strings, or None."""
         hits: dict[str, set[str]] = {}
@@ -130,10 +148,27 @@ class TaintTracker:
             for ind in indicators(text, self.workspace):
                 if ind in self._untrusted and ind not in self._trusted:
                     hits[ind] = self._untrusted[ind]
+            for name in self._runs_written(text):
+                hits[f"{name} (written with untrusted content)"] = self._written[name]
         if not hits:
             return None
         sources = sorted(set().union(*hits.values()))
         return TaintHit(sources=sources, indicators=sorted(hits))
+
+    def _runs_written(self, text: str) -> set[str]:
+        """Written files that this command text may run: as a command, or with a runner in the same command."""
+        if not self._written:
+            return set()
+        segments = command_segments(text)
+        runner = any(posixpath.basename(token) in _RUNNERS for seg in segments for token in seg)
+        found: set[str] = set()
+        for seg in segments:
+            for i, token in enumerate(seg):
+                if i and not runner:
+                    continue
+                base = posixpath.basename(token)  # may be a glob: `sh tools/*.sh`
+                found.update(name for name in self._written if fnmatch.fnmatchcase(name, base))
+        return found
 
     def to_dict(self) -> dict[str, object]:
         """A summary for the trajectory."""

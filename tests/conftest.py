@@ -104,3 +104,21 @@ def cli(clean_env: dict[str, str]) -> CliRunner:
         )
 
     return run
+
+
+# Figures of the security harness (tests/security/harness.py), recorded with record_property("harness", {...}).
+# Collected here, on the controller, so that they are printed under xdist too.
+_HARNESS_FIGURES: list[dict[str, Any]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":
+        _HARNESS_FIGURES.extend(value for name, value in report.user_properties if name == "harness")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _HARNESS_FIGURES:
+        terminalreporter.section("security harness: benign utility, utility under attack, attack success rate")
+        for figures in sorted(_HARNESS_FIGURES, key=lambda f: str(f["case"])):
+            rest = ", ".join(f"{k} {v}" for k, v in figures.items() if k != "case")
+            terminalreporter.write_line(f"{figures['case']}: {rest}")

@@ -46,8 +46,9 @@ class Grep(Tool):
         return self._python(args, regex, ctx)
 
     def _ripgrep(self, args: GrepArgs, ctx: ToolContext) -> Observation:
+        # --no-messages: a file the sandbox masks (deny_read) cannot be opened; that must not fail the search.
         argv = ["rg", "--line-number", "--no-heading", "--color=never", "--max-columns=300",
-                "--max-columns-preview", "--max-count=50", "--no-require-git"]  # fmt: skip
+                "--max-columns-preview", "--max-count=50", "--no-require-git", "--no-messages"]  # fmt: skip
         if args.ignore_case:
             argv.append("--ignore-case")
         if args.glob:
@@ -59,10 +60,12 @@ class Grep(Tool):
         result = ctx.sandbox.run(
             argv, cwd=ctx.workspace, timeout=60, limits=OutputLimits(keep_head=60_000, keep_tail=0)
         )
-        if result.exit_code == 1 and not result.output.strip():
-            return Observation("(no matches)", data={"matches": 0})
-        if result.exit_code not in (0, 1):
+        # Exit 2 with only matches (or nothing) printed: some files could not be read, the rest was searched.
+        unreadable_files = result.exit_code == 2 and not result.output.startswith(("regex parse error", "error:"))
+        if result.exit_code not in (0, 1) and not unreadable_files:
             raise ToolError(f"ripgrep failed: {result.output.strip()[:500]}")
+        if not result.output.strip():
+            return Observation("(no matches)", data={"matches": 0})
         lines = result.output.rstrip("\n").split("\n")
         return _format(lines)
 
