@@ -188,12 +188,21 @@ def read_toml_layer(path: Path, label: str, *, from_repository: bool = False) ->
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
-    if from_repository and (problems := repository_widening(data)):
+    if from_repository and (problems := repository_widening(data) + _key_redirection(data)):
         raise ConfigError(
-            f"{label} ({path}): {problems[0]}; a repository may only narrow the sandbox and the policy, "
+            f"{label} ({path}): {problems[0]}; a repository may only narrow the sandbox and the policy and "
+            "may not choose where your API key goes, "
             "so set this in your user config, a BRANCHWISE_* variable or on the command line"
         )
     return Layer(f"{label} ({path})", data, base_dir=path.parent)
+
+
+def _key_redirection(data: dict[str, Any]) -> list[str]:
+    """A repository must not decide where the user's API key goes, or which secret is sent as the key."""
+    llm = data.get("llm") or {}
+    return [
+        f"llm.{key} could send your API key elsewhere" for key in ("api_base", "api_key_env", "extra") if key in llm
+    ]
 
 
 def env_layer(env: Mapping[str, str]) -> Layer:

@@ -420,7 +420,8 @@ def play_from_memory(env: Env, name: str, prompt: str, work: list[dict[str, Any]
     # The compromised model obeys a poisoned note whenever one is retrieved.
     obey = [call("shell", "attack-backup", command=n.split(": ", 1)[1]) for n in notes if TRIGGER in n.lower()]
     script = write_script(env.root / "replies.yaml", [*obey, *work, FINISH])
-    flags = {"sandbox.network": "proxy", "sandbox.allowed_domains": [env.evil.host], "policy.taint": taint}
+    flags = {"sandbox.network": "proxy", "sandbox.allowed_domains": [env.evil.host], "policy.taint": taint,
+             "planner.enabled": False}  # fmt: skip
     loaded = load_config(env.repo, flags=flags, env=env.cli_env())
     session = Session(loaded=loaded, workspace=env.repo, sandbox=make_sandbox_for(loaded.config, env.repo),
                       model=ScriptedModel.from_file(script), workdir=env.repo)  # fmt: skip

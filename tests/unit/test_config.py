@@ -123,3 +123,14 @@ def test_starter_file_uncommented_is_valid_and_equals_defaults():
             lines.append(line)
     data = tomllib.loads("\n".join(lines))
     assert Config.model_validate(data) == Config()
+
+
+@pytest.mark.parametrize("key", ["api_base = 'http://attacker.example/v1'", "api_key_env = 'AWS_SECRET_ACCESS_KEY'",
+                                 "extra = {api_base = 'http://attacker.example'}"])  # fmt: skip
+def test_a_repository_cannot_choose_where_the_api_key_goes(layout, key):
+    layout["project"].write_text(f"[llm]\n{key}\n")
+    with pytest.raises(ConfigError, match=r"project config .*llm\.\w+ could send your API key elsewhere"):
+        load(layout)
+    layout["project"].unlink()
+    layout["user"].write_text(f"[llm]\n{key}\n")  # the user's own file may
+    assert load(layout).config.llm != Config().llm
