@@ -10,8 +10,8 @@ from branchwise.tools import Observation, ToolBox, ToolContext
 from .actor import NO_TOOL_CALL, Actor, Outcome
 from .config import LimitsSettings
 from .errors import BudgetExceeded, Completed, Failed
-from .events import CheckResult, EventBus, FormatError, ModelReply, StepFinished, ToolCallRecord, Usage
-from .model import Message, Model, Reply
+from .events import CheckResult, EventBus, FormatError, StepFinished, ToolCallRecord, Usage
+from .model import Message, Model, Reply, reply_event
 from .policy_gate import Gate
 
 ChecksRunner = Callable[[], list[CheckResult]]
@@ -74,15 +74,7 @@ class Executor:
         reply = self.model.query(self.messages, self.toolbox.schemas(), n=1, temperature=self.temperature)[0]
         self.usage = self.usage + reply.usage
         self.cost_usd += reply.cost_usd
-        self.bus.emit(
-            ModelReply(
-                content=reply.content,
-                tool_calls=reply.tool_calls,
-                usage=reply.usage,
-                cost_usd=reply.cost_usd,
-                model=self.model.name,
-            )
-        )
+        self.bus.emit(reply_event(reply, self.model.name))
         self.messages.append(reply.as_message())
         return reply
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-from .events import ToolCallRecord, Usage
+from .events import ModelReply, ToolCallRecord, Usage
 
 Message = dict[str, Any]
 """One chat message in OpenAI's format (role, content, tool_calls, tool_call_id)."""
@@ -67,3 +67,15 @@ def estimate_tokens(messages: list[Message]) -> int:
     import json
 
     return max(1, len(json.dumps(messages, ensure_ascii=False)) // 4)
+
+
+def reply_event(reply: Reply, model: str, purpose: Literal["act", "judge", "choose", "plan"] = "act") -> ModelReply:
+    """The trajectory event of one reply (replay feeds these back in order, whatever their purpose)."""
+    return ModelReply(
+        content=reply.content,
+        tool_calls=reply.tool_calls,
+        usage=reply.usage,
+        cost_usd=reply.cost_usd,
+        model=model,
+        purpose=purpose,
+    )

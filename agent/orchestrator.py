@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 from .actor import Actor
 from .errors import Completed, Failed
-from .events import Check, CheckResult, ModelReply, PlanMade, Progress, Replan
+from .events import Check, CheckResult, PlanMade, Progress, Replan
 from .executor import Executor
 from .ledger import LOOP_NUDGE, Ledger
-from .model import Message, Reply
+from .model import Message, Reply, reply_event
 from .plan import Plan, Subgoal, ask_for_plan, plan_messages
 from .working_memory import WorkingMemory, context_budget, make_counter, summarize_subgoal
 
@@ -108,16 +108,7 @@ class Orchestrator:
         for reply in replies:
             self.executor.usage = self.executor.usage + reply.usage
             self.executor.cost_usd += reply.cost_usd
-            self.s.bus.emit(
-                ModelReply(
-                    content=reply.content,
-                    tool_calls=reply.tool_calls,
-                    usage=reply.usage,
-                    cost_usd=reply.cost_usd,
-                    model=self.s.model.name,
-                    purpose="plan",
-                )
-            )
+            self.s.bus.emit(reply_event(reply, self.s.model.name, "plan"))
 
     # -- running -------------------------------------------------------------------------------------
 

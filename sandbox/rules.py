@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import globs
 from .base import SandboxError
 from .settings import Rule
 from .shellwords import command_segments, simple_argv
@@ -153,29 +154,8 @@ def _wanted(token: str, want: str | list[str]) -> bool:
 
 
 def glob_regex(pattern: str) -> re.Pattern[str]:
-    """A regex for a path glob: `**` spans directories, `*` and `?` stay within one, `[...]` as usual."""
-    pattern = str(Path(pattern).expanduser()) if pattern.startswith("~") else pattern
-    out, i = [], 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        elif pattern[i] == "[" and (end := pattern.find("]", i + 1)) > i:
-            out.append("[" + pattern[i + 1 : end].replace("\\", "\\\\") + "]")
-            i = end + 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out))
+    """A regex for a rule's path glob; a leading `~` is the user's home directory."""
+    return globs.glob_regex(str(Path(pattern).expanduser()) if pattern.startswith("~") else pattern)
 
 
 def _path_key(path: str, workspace: Path, *, absolute: bool) -> str:

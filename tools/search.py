@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pydantic import BaseModel, Field
 
 from branchwise.sandbox.base import OutputLimits
+from branchwise.sandbox.globs import glob_regex
 
 from .base import Observation, Tool, ToolContext, ToolError
 from .files import SKIP_DIRS
@@ -110,28 +111,6 @@ def walk_files(ctx: ToolContext, start: str) -> Iterator[str]:
             full = os.path.join(dirpath, name)
             if not os.path.islink(full):
                 yield os.path.relpath(full, ctx.workspace)
-
-
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """Translate a glob with ** (any number of directories), * and ? into a regex over posix paths."""
-    out, i = [], 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out))
 
 
 class GlobArgs(BaseModel):

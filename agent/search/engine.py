@@ -19,8 +19,8 @@ from branchwise.tools import Observation, ToolContext
 
 from ..actor import NO_TOOL_CALL, Actor, Outcome
 from ..config import LimitsSettings, SearchSettings
-from ..events import CheckResult, EventBus, ModelReply, SearchNode, StepFinished, ToolCallRecord, Usage
-from ..model import Message, Model, Reply
+from ..events import CheckResult, EventBus, SearchNode, StepFinished, ToolCallRecord, Usage
+from ..model import Message, Model, Reply, reply_event
 from ..normalise import normalise
 from . import value as V
 from .classify import classify_calls
@@ -180,16 +180,7 @@ class Search:
     def record(self, reply: Reply, model: Model, purpose: Literal["act", "judge", "choose", "plan"] = "act") -> None:
         """Charge a reply to the budget and emit it (replay feeds recorded replies back in this order)."""
         self.budget.charge(reply)
-        self.sc.bus.emit(
-            ModelReply(
-                content=reply.content,
-                tool_calls=reply.tool_calls,
-                usage=reply.usage,
-                cost_usd=reply.cost_usd,
-                model=model.name,
-                purpose=purpose,
-            )
-        )
+        self.sc.bus.emit(reply_event(reply, model.name, purpose))
 
     # -- executing a child -----------------------------------------------------------------------
 
