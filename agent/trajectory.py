@@ -32,7 +32,10 @@ def prepare_runs_dir(workspace: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     ignore = path.parent / ".gitignore"
     if not ignore.exists():
-        ignore.write_text("# branchwise run logs; the project config (config.toml) may be committed\nruns/\n")
+        # Everything here (this file too) stays out of git status, except a project config worth committing.
+        ignore.write_text(
+            "# written by branchwise: run logs stay out of git; config.toml may be committed\n*\n!config.toml\n"
+        )
     return path
 
 

@@ -239,3 +239,12 @@ def test_replay_reports_a_step_whose_observation_changed(cli, example_repo, tmp_
 def test_replay_of_an_unknown_run_is_a_usage_error(cli, example_repo):
     res = cli("replay", "nope", cwd=example_repo)
     assert res.returncode == 2 and "no run 'nope'" in res.stderr
+
+
+def test_a_run_leaves_git_status_clean_apart_from_the_agents_changes(cli, example_repo):
+    cli("run", "-f", "task.toml", cwd=example_repo, env=PLANNING)
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=example_repo, capture_output=True, text=True).stdout
+    assert status.splitlines() == [" M calc/stats.py"]
+    (example_repo / ".branchwise" / "config.toml").write_text("[limits]\nmax_steps = 9\n")
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=example_repo, capture_output=True, text=True).stdout
+    assert "?? .branchwise/" in status.splitlines()  # a project config can still be committed
