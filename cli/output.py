@@ -133,6 +133,18 @@ class Output:
         mark = "[green]✓[/]" if r.passed else "[red]✗[/]"
         self.console.print(f"{mark} check: {_escape(r.command)} (exit {r.exit_code})")
 
+    def _text_node(self, e: Any) -> None:
+        if e.parent is None:
+            return
+        reward = "-" if e.reward is None else f"{e.reward:.2f}"
+        status = "" if e.status == "open" else _escape(f" [{e.status}]")
+        self.console.print(f"[magenta]◆ node #{e.node}[/] from #{e.parent}: reward {reward}{status}")
+
+    def _text_search(self, e: Any) -> None:
+        self.console.print(
+            f"[bold magenta]search ({e.strategy})[/]: kept node #{e.chosen} of {e.nodes}; {_escape(e.stop_reason)}"
+        )
+
     def _text_plan(self, e: Any) -> None:
         title = "plan" if not e.revision else f"new plan (revision {e.revision})"
         self.console.print(f"[bold]{title}[/]" + (" [dim](from the task file)[/]" if e.given else ""))
