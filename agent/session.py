@@ -99,6 +99,10 @@ class Session:
     def __exit__(self, *exc: object) -> None:
         self.writer.close()
         self.sandbox.close()
+        try:  # only the start state is needed later (replay); the rest of the snapshots can go
+            self.snapshots.keep_only([self.start_snapshot] if self.start_snapshot else [])
+        except SandboxError:
+            pass
 
     def run(self, task: str, *, plan_only: bool = False) -> RunFinished:
         """Run the task to its end; every way of stopping is handled here and recorded."""

@@ -24,7 +24,7 @@ import hashlib
 import os
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -233,12 +233,19 @@ class ShadowGitWorkspace:
 
     def drop(self) -> None:
         """Forget this session: delete its refs and its index (objects go at the next `git gc`)."""
-        refs = self._git.run("for-each-ref", "--format=%(refname)", self._ref_prefix).decode().split()
-        if refs:
-            self._git.run("update-ref", "--stdin", stdin="".join(f"delete {r}\n" for r in refs).encode())
+        self.keep_only(())
+
+    def keep_only(self, snapshot_ids: Iterable[str]) -> None:
+        """End of a session: keep the refs of these snapshots (for replay), delete the rest and the index."""
+        keep = set(snapshot_ids)
+        out = self._git.run("for-each-ref", "--format=%(refname) %(objectname)", self._ref_prefix).decode()
+        doomed = [ref for ref, sha in (line.split(" ") for line in out.splitlines()) if sha not in keep]
+        if doomed:
+            self._git.run("update-ref", "--stdin", stdin="".join(f"delete {r}\n" for r in doomed).encode())
         self._index_file.unlink(missing_ok=True)
-        self._infos.clear()
-        self._count = 0
+        self._infos = {k: v for k, v in self._infos.items() if k in keep}
+        if not keep:
+            self._count = 0
 
     def describe(self) -> dict[str, object]:
         """Facts for the trajectory: kind, root, git_dir, session, excludes."""

@@ -387,3 +387,21 @@ def test_default_git_dir_is_in_xdg_state_outside_the_workspace(tmp_path: Path, m
     assert ShadowGitWorkspace(other).git_dir != ws.git_dir
     assert not list(root.iterdir())
     assert ws.describe()["git_dir"] == str(ws.git_dir)
+
+
+def test_keep_only_keeps_the_named_snapshots_restorable(tmp_path):
+    from branchwise.sandbox.workspace import ShadowGitWorkspace
+
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "a").write_text("1")
+    ws = ShadowGitWorkspace(root, git_dir=tmp_path / "shadow", session="s1")
+    first = ws.snapshot("first")
+    (root / "a").write_text("2")
+    second = ws.snapshot("second")
+    ws.keep_only([first])
+    assert ws.snapshots() == [first]
+    assert second not in ws.snapshots()
+    later = ShadowGitWorkspace(root, git_dir=tmp_path / "shadow", session="s2")
+    later.restore(first)
+    assert (root / "a").read_text() == "1"
