@@ -1,0 +1,176 @@
+"""Search benchmark with no LLM: the real `none`, `best-of-n` and `mcts` code on simulated tasks.
+
+A simulated policy, judge, sandbox and workspace are plugged in at the Model, Sandbox and Workspace seams
+(see bench/README.md and bench/sim/); everything between them is the project's own code. Each cell runs
+the same task bank per seed for every strategy at the same model-call budget.
+Usage: python bench/search_sim.py [--quick] [--tasks N] [--seeds N] [--only NAME ...] [--set key=value ...]
+The last line of output is a JSON summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sim.runner import STRATEGIES, run_task  # noqa: E402
+from sim.world import Noise, Task  # noqa: E402
+
+BASE = Noise()
+# (name, noise, model-call budget): research note d.1's settings.
+SETTINGS: list[tuple[str, Noise, int]] = [
+    ("base", BASE, 30),
+    ("noisy judge σ=.4", replace(BASE, sigma=0.4), 30),
+    ("deceptive judge .6", replace(BASE, deceive=0.6), 30),
+    ("weak tests fp=.4", replace(BASE, fp=0.4), 30),
+    ("low skill p=.6", replace(BASE, p_skill=0.6), 30),
+    ("budget 10", BASE, 10),
+    ("budget 60", BASE, 60),
+]
+NOISE_SETTINGS = [name for name, _, budget in SETTINGS if budget == 30]
+TARGET_OVER_NONE = 0.15
+
+
+@dataclass
+class Cell:
+    """One (setting, strategy, seed): means over the task bank."""
+
+    setting: str
+    strategy: str
+    seed: int
+    success: float
+    coverage: float
+    calls: float
+    judge_calls: float
+
+
+def run_cell(job: tuple[str, Noise, int, str, int, int, str, dict[str, Any]]) -> Cell:
+    setting, noise, budget, strategy, seed, tasks, root, search = job
+    outcomes = []
+    for i in range(tasks):
+        task = Task.generate(f"s{seed}t{i}", random.Random(f"task:{seed}:{i}"))
+        outcomes.append(run_task(strategy, task, noise, budget, seed, Path(root), search))
+    return Cell(
+        setting,
+        strategy,
+        seed,
+        statistics.fmean(o.success for o in outcomes),
+        statistics.fmean(o.coverage for o in outcomes),
+        statistics.fmean(o.calls for o in outcomes),
+        statistics.fmean(o.judge_calls for o in outcomes),
+    )
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    """Mean and standard error across seeds."""
+    se = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
+    return statistics.fmean(values), se
+
+
+def summarize(cells: list[Cell]) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """setting -> strategy -> metric -> [mean, standard error]."""
+    out: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for setting in dict.fromkeys(c.setting for c in cells):
+        for strategy in STRATEGIES:
+            group = [c for c in cells if c.setting == setting and c.strategy == strategy]
+            if not group:
+                continue
+            metrics = {
+                "success": [c.success for c in group],
+                "coverage": [c.coverage for c in group],
+                "gap": [c.coverage - c.success for c in group],
+                "calls": [c.calls for c in group],
+                "judge_calls": [c.judge_calls for c in group],
+            }
+            out.setdefault(setting, {})[strategy] = {k: [round(x, 4) for x in mean_se(v)] for k, v in metrics.items()}
+    return out
+
+
+def print_table(summary: dict[str, dict[str, dict[str, list[float]]]], budgets: dict[str, int]) -> None:
+    head = f"{'setting':<20} {'budget':>6} {'strategy':<10} {'success':>13} {'coverage':>13} {'gap':>13} {'calls':>12}"
+    print(head + f" {'judge':>6}")
+    print("-" * (len(head) + 7))
+    for setting, rows in summary.items():
+        for strategy, m in rows.items():
+            cols = [f"{m[k][0]:.3f} ± {m[k][1]:.3f}" for k in ("success", "coverage", "gap")]
+            calls = f"{m['calls'][0]:.1f} ± {m['calls'][1]:.1f}"
+            print(
+                f"{setting:<20} {budgets[setting]:>6} {strategy:<10} {cols[0]:>13} {cols[1]:>13} {cols[2]:>13} "
+                f"{calls:>12} {m['judge_calls'][0]:>6.1f}"
+            )
+        print()
+
+
+def acceptance(summary: dict[str, dict[str, dict[str, list[float]]]]) -> dict[str, Any]:
+    """The issue's targets: mcts ≥ best-of-n in every noise setting; mcts ≥ none + 15 points at base."""
+    versus_best_of_n = {}
+    for setting in NOISE_SETTINGS:
+        rows = summary.get(setting, {})
+        if "mcts" in rows and "best-of-n" in rows:
+            diff = rows["mcts"]["success"][0] - rows["best-of-n"]["success"][0]
+            versus_best_of_n[setting] = {"mcts_minus_best_of_n": round(diff, 4), "met": diff >= 0}
+    base = summary.get("base", {})
+    over_none = None
+    if "mcts" in base and "none" in base:
+        diff = base["mcts"]["success"][0] - base["none"]["success"][0]
+        over_none = {"mcts_minus_none": round(diff, 4), "met": diff >= TARGET_OVER_NONE}
+    return {"mcts_vs_best_of_n": versus_best_of_n, "base_mcts_vs_none": over_none}
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        out[key] = json.loads(value) if value[:1] in "-0123456789.tf[{" else value
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="60 tasks per seed instead of 300")
+    parser.add_argument("--tasks", type=int, help="tasks per seed and cell")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--only", nargs="*", help="settings to run (by name prefix)")
+    parser.add_argument("--set", nargs="*", default=[], help="SearchSettings overrides for both searches, key=value")
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    args = parser.parse_args()
+    tasks = args.tasks or (60 if args.quick else 300)
+    search = parse_overrides(args.set)
+    chosen = [s for s in SETTINGS if not args.only or any(s[0].startswith(p) for p in args.only)]
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="search-sim-") as root:
+        jobs = [
+            (name, noise, budget, strategy, seed, tasks, root, search)
+            for name, noise, budget in chosen
+            for seed in range(args.seeds)
+            for strategy in STRATEGIES
+        ]
+        with ProcessPoolExecutor(args.workers) as pool:
+            cells = list(pool.map(run_cell, jobs))
+    summary = summarize(cells)
+    budgets = {name: budget for name, _, budget in chosen}
+    print(f"search_sim: {tasks} tasks x {args.seeds} seeds per cell; ± is the standard error across seeds")
+    print("calls = replies of the policy and the judge, counted by a wrapper around both models (for best-of-n")
+    print("and mcts it equals the engine's Budget.calls); none's step limit is the budget and it has no judge.\n")
+    print_table(summary, budgets)
+    verdict = acceptance(summary)
+    print("acceptance:", json.dumps(verdict))
+    print(f"({time.monotonic() - started:.0f} s)")
+    noise = {name: {**noise.__dict__, "budget": budget} for name, noise, budget in chosen}
+    report = {"tasks": tasks, "seeds": args.seeds, "overrides": search, "settings": noise, "results": summary}
+    print(json.dumps({**report, "acceptance": verdict}))
+
+
+if __name__ == "__main__":
+    main()
