@@ -332,7 +332,9 @@ class Search:
     def evaluate(self, node: Node, parent: Node, signals: V.Signals, outcome: Outcome) -> None:
         finished = node.status in ("finished", "verified")
         judgement = None
-        if self.use_judge and not V.decisive(signals, finished=finished) and self.budget.calls_left() > 0:
+        # A finish the checks refused is valued by the checks alone: a judge call would be wasted on it.
+        worth_judging = node.status != "failed" and not V.decisive(signals, finished=finished)
+        if self.use_judge and worth_judging and self.budget.calls_left() > 0:
             judgement = self.judge(node, outcome)
         previous = parent.signals.get("tests")
         previous_tests = (previous["passed"], previous["failed"]) if previous else None

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 
+from ..actor import Outcome
 from ..model import Message, Reply
 from .classify import classify_calls
 from .engine import Search, SearchResult
 from .select import finalize
 from .tree import Node
+from .value import Judgement
 
 # Selection weights on [0, 1] rewards (research spec a.6; SWE-Search's ±100 values scaled down).
 DUPLICATE_PENALTY = 0.125
@@ -115,3 +117,7 @@ class BestOfN(Search):
                 rejections += 1
                 if rejections > self.sc.limits.max_finish_rejections:
                     return
+
+    def judge(self, node: Node, outcome: Outcome) -> Judgement | None:
+        """Only finished candidates: attempts never steer by intermediate values, so judging them wastes calls."""
+        return super().judge(node, outcome) if node.status in ("finished", "verified") else None
