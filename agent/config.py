@@ -102,6 +102,9 @@ class SearchSettings(_Section):
     """LLM judge for nodes the executable signals do not decide: model, off, or auto (off for scripted models)."""
     min_verified: int = Field(1, ge=1)
     """Stop once this many distinct finished candidates pass the checks."""
+    early_stop_judge: float = Field(0.8, ge=0, le=1)
+    """A candidate that passes the checks stops the search early only if the judge rates it at least this (0..1);
+    otherwise the search goes on and the final selection weighs it against the others."""
     check_after_edits: bool = True
     """Run the task's checks at the start and after every step that changes files, and value each step by them
     (costs the checks' run time per step; the strongest signal the search has)."""

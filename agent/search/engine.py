@@ -146,11 +146,13 @@ class Search:
         self._current = node.id
 
     def enough_verified(self) -> str | None:
-        """A stop reason once `min_verified` distinct candidates pass the checks."""
+        """A stop reason once `min_verified` distinct candidates pass the checks and the judge agrees."""
         from .select import distinct, verified_nodes
 
         need = self.sc.settings.min_verified
-        found = verified_nodes(self)
+        # Weak tests pass wrong changes too: stop early only when the judge does not object (spec a.8).
+        bar = self.sc.settings.early_stop_judge
+        found = [n for n in verified_nodes(self) if n.judge is None or n.judge["value"] >= bar]
         if len(found) >= need and (need == 1 or len(distinct(self, found)) >= need):
             return f"{need} verified candidate{'s' if need > 1 else ''} found"
         return None
