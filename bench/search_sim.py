@@ -35,10 +35,13 @@ SETTINGS: list[tuple[str, Noise, int]] = [
     ("deceptive judge .6", replace(BASE, deceive=0.6), 30),
     ("weak tests fp=.4", replace(BASE, fp=0.4), 30),
     ("low skill p=.6", replace(BASE, p_skill=0.6), 30),
+    ("sticky blind .6", replace(BASE, deceive=0.6, sticky=True), 30),
     ("budget 10", BASE, 10),
     ("budget 60", BASE, 60),
 ]
-NOISE_SETTINGS = [name for name, _, budget in SETTINGS if budget == 30]
+# The issue's noise settings (research note d.1); "sticky blind" is an extra, harsher one reported beside them.
+NOISE_SETTINGS = ["base", "noisy judge σ=.4", "deceptive judge .6", "weak tests fp=.4", "low skill p=.6"]
+EXTRA_SETTINGS = ["sticky blind .6"]
 TARGET_OVER_NONE = 0.15
 
 
@@ -114,18 +117,19 @@ def print_table(summary: dict[str, dict[str, dict[str, list[float]]]], budgets: 
 
 def acceptance(summary: dict[str, dict[str, dict[str, list[float]]]]) -> dict[str, Any]:
     """The issue's targets: mcts ≥ best-of-n in every noise setting; mcts ≥ none + 15 points at base."""
-    versus_best_of_n = {}
-    for setting in NOISE_SETTINGS:
+    versus_best_of_n, extra = {}, {}
+    for setting in NOISE_SETTINGS + EXTRA_SETTINGS:
         rows = summary.get(setting, {})
         if "mcts" in rows and "best-of-n" in rows:
             diff = rows["mcts"]["success"][0] - rows["best-of-n"]["success"][0]
-            versus_best_of_n[setting] = {"mcts_minus_best_of_n": round(diff, 4), "met": diff >= 0}
+            target = versus_best_of_n if setting in NOISE_SETTINGS else extra
+            target[setting] = {"mcts_minus_best_of_n": round(diff, 4), "met": diff >= 0}
     base = summary.get("base", {})
     over_none = None
     if "mcts" in base and "none" in base:
         diff = base["mcts"]["success"][0] - base["none"]["success"][0]
         over_none = {"mcts_minus_none": round(diff, 4), "met": diff >= TARGET_OVER_NONE}
-    return {"mcts_vs_best_of_n": versus_best_of_n, "base_mcts_vs_none": over_none}
+    return {"mcts_vs_best_of_n": versus_best_of_n, "base_mcts_vs_none": over_none, "extra_mcts_vs_best_of_n": extra}
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -142,6 +146,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, help="tasks per seed and cell")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--only", nargs="*", help="settings to run (by name prefix)")
+    parser.add_argument("--strategies", nargs="*", default=list(STRATEGIES), choices=STRATEGIES)
     parser.add_argument("--set", nargs="*", default=[], help="SearchSettings overrides for both searches, key=value")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     args = parser.parse_args()
@@ -154,7 +159,7 @@ def main() -> None:
             (name, noise, budget, strategy, seed, tasks, root, search)
             for name, noise, budget in chosen
             for seed in range(args.seeds)
-            for strategy in STRATEGIES
+            for strategy in args.strategies
         ]
         with ProcessPoolExecutor(args.workers) as pool:
             cells = list(pool.map(run_cell, jobs))

@@ -74,8 +74,8 @@ class SimPolicy:
 class SimJudge:
     """Answers the engine's judge prompt (value.judge_messages) and the final chooser's prompt.
 
-    The value is the true progress of the state plus N(0, sigma); a wrong action that is one of the task's
-    blind spots is valued as if it were right.
+    The value is the true progress of the state plus N(0, sigma); a state off track is valued as if it were on
+    track with probability `deceive` (or, with `sticky`, whenever its wrong actions are all blind spots).
     """
 
     name = "sim-judge"
@@ -115,7 +115,12 @@ class SimJudge:
         """(noisy value on [0, 1], whether the judge takes the state to be on track)."""
         task, noise = self.task, self.noise
         wrong = [(d, a) for d, a in steps.items() if d <= task.length and a not in task.correct[d - 1]]
-        believed = all(task.blind[d - 1][a] < noise.deceive for d, a in wrong)
+        if not wrong:
+            believed = True
+        elif noise.sticky:
+            believed = all(task.blind[d - 1][a] < noise.deceive for d, a in wrong)
+        else:
+            believed = self.rng.random() < noise.deceive
         done = max(steps, default=0)
         if finished:
             base = 1.0 if believed and done == task.length else WRONG_VALUE

@@ -41,7 +41,10 @@ class Noise:
     sigma: float = 0.15
     """Standard deviation of the judge's noise on [0, 1]."""
     deceive: float = 0.2
-    """Probability a wrong action is a blind spot of the judge, rated as if it were correct."""
+    """Probability the judge rates a state that is off track as if it were on track."""
+    sticky: bool = False
+    """Deception as fixed blind spots: each wrong action is one with probability `deceive`, and every state
+    after it is misjudged the same way (harsher than the research note's independent draw per judgement)."""
     fp: float = 0.1
     """Probability the checks pass on a wrong state (fixed per state)."""
     fn: float = 0.05
@@ -58,7 +61,7 @@ class Task:
     mistakes: list[list[str]]
     """Wrong actions per step, most tempting first (the Zipf rank)."""
     blind: list[dict[str, float]]
-    """A uniform draw per (step, wrong action): it is a blind spot when below `deceive`."""
+    """A uniform draw per (step, wrong action): a blind spot of a sticky judge when below `deceive`."""
     salt: int
 
     @classmethod
