@@ -24,8 +24,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sim.runner import STRATEGIES, run_task  # noqa: E402
-from sim.world import Noise, Task  # noqa: E402
+from sim.runner import STRATEGIES, run_task
+from sim.world import Noise, Task
 
 BASE = Noise()
 # (name, noise, model-call budget): research note d.1's settings.

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import math
 
-from ..actor import Outcome
 from ..model import Message, Reply
 from .classify import classify_calls
-from .engine import Search, SearchResult
+from .engine import Pending, Search, SearchResult
 from .select import finalize
 from .tree import Node
-from .value import Judgement
 
 # Selection weights on [0, 1] rewards (research spec a.6; SWE-Search's ±100 values scaled down).
 DUPLICATE_PENALTY = 0.125
@@ -39,13 +37,12 @@ class MCTS(Search):
     def expand(self, node: Node) -> None:
         feedback = self.hindsight(node)
         room = self.sc.settings.max_expansions - len(node.children)
-        for reply in self.propose(node, min(self.sc.settings.branching, room), feedback):
-            if classify_calls(reply.tool_calls) == "irreversible":
-                self.commit(node, reply, feedback)
-                return
-            self.add_child(node, reply, feedback)
-            if self.enough_verified():
-                return
+        replies = self.propose(node, min(self.sc.settings.branching, room), feedback)
+        kinds = [classify_calls(r.tool_calls) for r in replies]
+        cut = kinds.index("irreversible") if "irreversible" in kinds else len(replies)
+        self.add_children(node, replies[:cut], feedback)
+        if cut < len(replies) and not self.enough_verified():
+            self.commit(node, replies[cut], feedback)
 
     def commit(self, node: Node, reply: Reply, feedback: str | None) -> None:
         """An irreversible reply: run it once and never branch above it again."""
@@ -118,6 +115,6 @@ class BestOfN(Search):
                 if rejections > self.sc.limits.max_finish_rejections:
                     return
 
-    def judge(self, node: Node, outcome: Outcome) -> Judgement | None:
+    def wants_judge(self, pending: Pending) -> bool:
         """Only finished candidates: attempts never steer by intermediate values, so judging them wastes calls."""
-        return super().judge(node, outcome) if node.status in ("finished", "verified") else None
+        return pending.node.status in ("finished", "verified") and super().wants_judge(pending)

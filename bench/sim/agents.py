@@ -89,25 +89,41 @@ class SimJudge:
         system, user = str(messages[0]["content"]), str(messages[-1]["content"])
         if system.startswith("Several candidate changes"):
             return [self.pick(user) for _ in range(n)]
+        if system.startswith("You evaluate alternative last actions"):
+            return [self.compare(user) for _ in range(n)]
         return [self.rate(user) for _ in range(n)]
 
     def rate(self, prompt: str) -> Reply:
+        """The single-action prompt: the state after the previous actions and the last one."""
         history = prompt.split("\nPrevious actions:\n", 1)[1].split("\n\nIts output", 1)[0]
         last = history.split("\n\nLast action:\n", 1)[1]
-        value, believed = self.value(_steps(history), finished=last.startswith("finish"))
+        return _json_reply(self.rating(_steps(history), last))
+
+    def compare(self, prompt: str) -> Reply:
+        """The prompt with several candidate actions from one state: each rated on its own, with its own noise."""
+        history, *candidates = _CANDIDATE.split(prompt.split("\nPrevious actions:\n", 1)[1])
+        rated = []
+        for number, body in zip(candidates[::2], candidates[1::2], strict=True):
+            action = body.split("Action:\n", 1)[1].split("\n\nIts output", 1)[0]
+            rated.append({"id": int(number), **self.rating(_steps(history) | _steps(action), action)})
+        return _json_reply({"candidates": rated})
+
+    def rating(self, steps: dict[int, str], last: str) -> dict[str, Any]:
+        value, believed = self.value(steps, finished=last.startswith("finish"))
         feedback = "Continue from here." if believed else "That step looks wrong: try a different action here."
-        return _json_reply(
-            {
-                "explanation": "Simulated judgement of the state.",
-                "feedback_to_alternative_branch": feedback,
-                "reward": round(value * 200 - 100),
-            }
-        )
+        return {
+            "explanation": "Simulated judgement of the state.",
+            "feedback_to_alternative_branch": feedback,
+            "reward": round(value * 200 - 100),
+        }
 
     def pick(self, prompt: str) -> Reply:
         """Value each candidate's patch as a finished state; name the best."""
         parts = _CANDIDATE.split(prompt)[1:]
-        scored = [(self.value(_steps(body), finished=True)[0], int(cid)) for cid, body in zip(parts[::2], parts[1::2])]
+        scored = [
+            (self.value(_steps(body), finished=True)[0], int(cid))
+            for cid, body in zip(parts[::2], parts[1::2], strict=True)
+        ]
         best = max(scored)[1] if scored else -1
         return _json_reply({"id": best, "explanation": "Simulated choice."})
 

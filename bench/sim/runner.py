@@ -94,7 +94,9 @@ def _run_plain(rig: Rig, prompt: str, budget: int) -> str:
     """The plain loop (strategy none): its step limit is the call budget; it has no judge."""
     limits = LimitsSettings(max_steps=budget)
     toolbox = SimToolBox()
-    executor = Executor(rig.policy, toolbox, rig.ctx, EventBus(), limits, temperature=TEMPERATURE, run_checks=rig.verify)
+    executor = Executor(
+        rig.policy, toolbox, rig.ctx, EventBus(), limits, temperature=TEMPERATURE, run_checks=rig.verify
+    )
     try:
         executor.run(SYSTEM, prompt)
     except StopRun as stop:
