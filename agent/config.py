@@ -82,8 +82,9 @@ class SearchSettings(_Section):
     """none: one trajectory; best-of-n: independent attempts picked by verification; mcts: a tree search."""
     attempts: int = Field(3, ge=1)
     """best-of-n: how many independent attempts."""
-    branching: int = Field(1, ge=1)
-    """Candidate replies proposed per expansion (one query with n, or distinct alternatives asked in turn)."""
+    branching: int = Field(2, ge=1)
+    """Candidate replies proposed per expansion (one query with n, or distinct alternatives asked in turn); the
+    candidates of one expansion are judged together in one call."""
     max_nodes: int = Field(40, ge=2)
     """Nodes (executed replies) the search may create in all."""
     max_model_calls: int = Field(80, ge=1)

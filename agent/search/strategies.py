@@ -54,11 +54,20 @@ class MCTS(Search):
         return node.status in ("open", "failed") and len(node.children) < s.max_expansions and node.depth < s.max_depth
 
     def select(self) -> Node | None:
-        """Best-first by a UCT score on own rewards with small exploration (research spec a.6)."""
+        """Best-first by a UCT score with small exploration (research spec a.6)."""
         candidates = [n for n in self.tree.subtree(self.tree.commit_root) if self.expandable(n)]
         if not candidates:
             return None
         return max(candidates, key=lambda n: (self.score(n), -n.id))
+
+    def value(self, node: Node) -> float:
+        """Q: the mean reward over the node's subtree, but the root's own reward."""
+        # The judge rates states, so every judged descendant is one more noisy reading of whether this node is on
+        # track, and one lucky rating no longer holds the search. The root is on track by definition: its reward
+        # stands for a fresh attempt, which the failures of the other attempts say nothing about.
+        if node.parent is None or node.id == self.tree.commit_root:
+            return node.reward or 0.0
+        return node.mean_value
 
     def score(self, node: Node) -> float:
         s = self.sc.settings
@@ -67,7 +76,7 @@ class MCTS(Search):
         children = [self.tree.nodes[c] for c in node.children]
         duplicates = sum(c.status == "duplicate" for c in children)
         repeats = len(children) - len({c.action_key for c in children})
-        score = (node.reward or 0.0) + explore - s.depth_penalty * math.sqrt(node.depth)
+        score = self.value(node) + explore - s.depth_penalty * math.sqrt(node.depth)
         score -= DUPLICATE_PENALTY * duplicates**2 + REPEAT_PENALTY * repeats**2
         if _expects_correction(node):
             score += CORRECTION_BONUS / (1 + len(children) ** 2)
