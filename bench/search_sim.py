@@ -145,6 +145,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="60 tasks per seed instead of 300")
     parser.add_argument("--tasks", type=int, help="tasks per seed and cell")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds are FIRST_SEED, FIRST_SEED+1, ...")
     parser.add_argument("--only", nargs="*", help="settings to run (by name prefix)")
     parser.add_argument("--strategies", nargs="*", default=list(STRATEGIES), choices=STRATEGIES)
     parser.add_argument("--set", nargs="*", default=[], help="SearchSettings overrides for both searches, key=value")
@@ -158,7 +159,7 @@ def main() -> None:
         jobs = [
             (name, noise, budget, strategy, seed, tasks, root, search)
             for name, noise, budget in chosen
-            for seed in range(args.seeds)
+            for seed in range(args.first_seed, args.first_seed + args.seeds)
             for strategy in args.strategies
         ]
         with ProcessPoolExecutor(args.workers) as pool:
