@@ -4,6 +4,7 @@ A simulated policy, judge, sandbox and workspace are plugged in at the Model, Sa
 (see bench/README.md and bench/sim/); everything between them is the project's own code. Each cell runs
 the same task bank per seed for every strategy at the same model-call budget.
 Usage: python bench/search_sim.py [--quick] [--tasks N] [--seeds N] [--only NAME ...] [--set key=value ...]
+                                  [--noise key=value ...] [--strategies NAME ...] [--first-seed N]
 The last line of output is a JSON summary.
 """
 
@@ -133,27 +134,37 @@ def acceptance(summary: dict[str, dict[str, dict[str, list[float]]]]) -> dict[st
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """key=value pairs; values are JSON (numbers, true/false) or else strings."""
     out: dict[str, Any] = {}
     for pair in pairs:
         key, _, value = pair.partition("=")
-        out[key] = json.loads(value) if value[:1] in "-0123456789.tf[{" else value
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="60 tasks per seed instead of 300")
+    parser.add_argument("--quick", action="store_true", help="60 tasks per seed instead of 500")
     parser.add_argument("--tasks", type=int, help="tasks per seed and cell")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0, help="seeds are FIRST_SEED, FIRST_SEED+1, ...")
     parser.add_argument("--only", nargs="*", help="settings to run (by name prefix)")
     parser.add_argument("--strategies", nargs="*", default=list(STRATEGIES), choices=STRATEGIES)
     parser.add_argument("--set", nargs="*", default=[], help="SearchSettings overrides for both searches, key=value")
+    parser.add_argument("--noise", nargs="*", default=[], help="Noise overrides for every setting, key=value")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     args = parser.parse_args()
-    tasks = args.tasks or (60 if args.quick else 300)
+    tasks = args.tasks or (60 if args.quick else 500)
     search = parse_overrides(args.set)
-    chosen = [s for s in SETTINGS if not args.only or any(s[0].startswith(p) for p in args.only)]
+    overrides = parse_overrides(args.noise)
+    chosen = [
+        (name, replace(noise, **overrides), budget)
+        for name, noise, budget in SETTINGS
+        if not args.only or any(name.startswith(p) for p in args.only)
+    ]
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="search-sim-") as root:
         jobs = [
@@ -168,7 +179,8 @@ def main() -> None:
     budgets = {name: budget for name, _, budget in chosen}
     print(f"search_sim: {tasks} tasks x {args.seeds} seeds per cell; ± is the standard error across seeds")
     print("calls = replies of the policy and the judge, counted by a wrapper around both models (for best-of-n")
-    print("and mcts it equals the engine's Budget.calls); none's step limit is the budget and it has no judge.\n")
+    print("and mcts it equals the engine's Budget.calls); none's step limit is the budget and it has no judge;")
+    print("best-of-n makes one attempt per 10 calls of budget (its default 3 at 30).\n")
     print_table(summary, budgets)
     verdict = acceptance(summary)
     print("acceptance:", json.dumps(verdict))

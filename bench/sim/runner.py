@@ -22,6 +22,7 @@ from .world import CHECK_COMMAND, Noise, SimSandbox, SimWorkspace, Task, World
 STRATEGIES = ("none", "best-of-n", "mcts")
 SYSTEM = "You are a coding agent. Use the tools to work on the task; call finish when done."
 TEMPERATURE = 0.7
+CALLS_PER_ATTEMPT = 10
 
 
 class SimToolBox(ToolBox):
@@ -105,6 +106,9 @@ def _run_plain(rig: Rig, prompt: str, budget: int) -> str:
 
 
 def _run_search(rig: Rig, strategy: str, prompt: str, budget: int, search: dict[str, Any]) -> tuple[str, bool]:
+    if strategy == "best-of-n":
+        # Attempts scale with the budget (3 at 30, the default), so that best-of-n can use what it is given.
+        search = {"attempts": max(1, budget // CALLS_PER_ATTEMPT), **search}
     settings = SearchSettings(
         strategy=strategy,  # type: ignore[arg-type]
         max_model_calls=budget,
