@@ -103,6 +103,9 @@ class SearchSettings(_Section):
     """LLM judge for nodes the executable signals do not decide: model, off, or auto (off for scripted models)."""
     min_verified: int = Field(1, ge=1)
     """Stop once this many distinct finished candidates pass the checks."""
+    judge_agreement: bool = True
+    """When all candidates of an expansion propose the same step, skip the judge: their agreement stands in for
+    it (self-consistency) and the step keeps the value of the state it was taken from."""
     early_stop_judge: float = Field(0.8, ge=0, le=1)
     """A candidate that passes the checks stops the search early only if the judge rates it at least this (0..1);
     otherwise the search goes on and the final selection weighs it against the others."""

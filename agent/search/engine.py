@@ -216,10 +216,22 @@ class Search:
         ran = [self.run_child(parent, reply, feedback, dedupe=dedupe) for reply in replies]
         pending = [p for p in ran if isinstance(p, Pending)]
         asked = [p for p in pending if self.wants_judge(p)] if self.budget.calls_left() > 0 else []
-        verdicts = dict(zip([p.node.id for p in asked], self.judge(asked), strict=True)) if asked else {}
+        agreed = self.agreed(parent, replies, asked)
+        verdicts = dict(zip([p.node.id for p in asked], self.judge(asked), strict=True)) if asked and not agreed else {}
         for p in pending:
-            self.settle(p, verdicts.get(p.node.id))
+            self.settle(p, verdicts.get(p.node.id, agreed))
         return [p.node if isinstance(p, Pending) else p for p in ran]
+
+    def agreed(self, parent: Node, replies: list[Reply], asked: list[Pending]) -> V.Judgement | None:
+        """The judgement of a step every proposal agreed on: the value of its parent's state, at no call."""
+        # Agreement between samples stands in for the judge (LATS's self-consistency term; Koh keeps the most
+        # frequent proposals). A mistake made this way shows in the next judged state, whose path includes it.
+        judged = (parent.judge or {}).get("value")
+        if not self.sc.settings.judge_agreement or len(replies) < 2 or len(asked) != 1 or judged is None:
+            return None
+        if asked[0].node.finished or len({action_key(r.tool_calls) for r in replies}) > 1:
+            return None  # a finish always gets its own judgement: it decides whether the search stops
+        return V.Judgement(value=judged, explanation=f"not judged: all {len(replies)} proposals agreed on this step")
 
     def run_child(self, parent: Node, reply: Reply, feedback: str | None, *, dedupe: bool) -> Pending | Node:
         """Run one reply from `parent`'s state and gather its executable signals (a duplicate is recorded, not run)."""

@@ -14,6 +14,7 @@ from .tree import Node
 DUPLICATE_PENALTY = 0.125
 REPEAT_PENALTY = 0.25
 CORRECTION_BONUS = 0.1
+OWN_WEIGHT = 0.5
 
 
 class MCTS(Search):
@@ -61,13 +62,15 @@ class MCTS(Search):
         return max(candidates, key=lambda n: (self.score(n), -n.id))
 
     def value(self, node: Node) -> float:
-        """Q: the mean reward over the node's subtree, but the root's own reward."""
+        """Q: half the node's own reward, half the mean over its subtree; the root's own reward."""
         # The judge rates states, so every judged descendant is one more noisy reading of whether this node is on
-        # track, and one lucky rating no longer holds the search. The root is on track by definition: its reward
-        # stands for a fresh attempt, which the failures of the other attempts say nothing about.
+        # track: the subtree mean keeps one lucky rating from holding the search, and the own half keeps a node
+        # whose children went wrong in reach (a bad child does not make its parent bad). The root is on track by
+        # definition: its reward stands for a fresh attempt, which the other attempts' failures say nothing about.
+        own = node.reward or 0.0
         if node.parent is None or node.id == self.tree.commit_root:
-            return node.reward or 0.0
-        return node.mean_value
+            return own
+        return OWN_WEIGHT * own + (1 - OWN_WEIGHT) * node.mean_value
 
     def score(self, node: Node) -> float:
         s = self.sc.settings

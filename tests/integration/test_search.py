@@ -106,6 +106,23 @@ def test_mcts_judges_the_proposals_of_one_expansion_in_one_call(cli, example_rep
     assert [tree.nodes[c].status for c in right.children] == ["verified", "duplicate"]
 
 
+def test_mcts_spends_no_judge_call_on_a_step_all_proposals_agree_on(cli, example_repo, tmp_path):
+    replies = [WRONG, NOTE, judged(c1=-60, c2=80), RIGHT, RIGHT, finish("fixed"), finish("fixed"), judged(reward=90)]
+    script = write_script(tmp_path / "r.yaml", replies)
+    res = cli("run", "fix median", "-m", f"scripted:{script}", "--check", CHECK, "--search", "mcts", "-o",
+              "stream-json", cwd=example_repo, env={"BRANCHWISE_SEARCH_JUDGE": "model"})  # fmt: skip
+    events = [json.loads(line) for line in res.stdout.splitlines()]
+    assert res.returncode == 0, res.stderr
+    purposes = [e["purpose"] for e in events if e["type"] == "model_reply"]
+    assert purposes == ["act", "act", "judge", "act", "act", "act", "act", "judge"]
+    tree = tree_of(example_repo, events[-1]["run_id"])
+    note = tree.nodes[tree.nodes[0].children[1]]
+    right = tree.nodes[note.children[0]]
+    assert right.judge["value"] == note.judge["value"] == 0.9 and "agreed" in right.judge["explanation"]
+    assert tree.nodes[note.children[1]].status == "duplicate"
+    assert tree.nodes[tree.chosen].parent == right.id
+
+
 def test_tree_command_draws_the_branches_and_writes_html(cli, example_repo, tmp_path):
     script = write_script(tmp_path / "r.yaml", [NOTE, WRONG, finish("first"), RIGHT, finish("second")])
     res = cli("run", "x", "-m", f"scripted:{script}", "--check", CHECK, "--search", "best-of-n", "--attempts", "2",
