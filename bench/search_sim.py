@@ -116,21 +116,40 @@ def print_table(summary: dict[str, dict[str, dict[str, list[float]]]], budgets: 
         print()
 
 
-def acceptance(summary: dict[str, dict[str, dict[str, list[float]]]]) -> dict[str, Any]:
+def paired(cells: list[Cell], setting: str, a: str, b: str) -> tuple[float, float] | None:
+    """Mean and standard error across seeds of success(a) − success(b): both ran the same task bank per seed."""
+    by_seed: dict[int, dict[str, float]] = {}
+    for c in cells:
+        if c.setting == setting and c.strategy in (a, b):
+            by_seed.setdefault(c.seed, {})[c.strategy] = c.success
+    diffs = [row[a] - row[b] for row in by_seed.values() if len(row) == 2]
+    return mean_se(diffs) if diffs else None
+
+
+def acceptance(cells: list[Cell]) -> dict[str, Any]:
     """The issue's targets: mcts ≥ best-of-n in every noise setting; mcts ≥ none + 15 points at base."""
     versus_best_of_n, extra = {}, {}
     for setting in NOISE_SETTINGS + EXTRA_SETTINGS:
-        rows = summary.get(setting, {})
-        if "mcts" in rows and "best-of-n" in rows:
-            diff = rows["mcts"]["success"][0] - rows["best-of-n"]["success"][0]
+        diff = paired(cells, setting, "mcts", "best-of-n")
+        if diff is not None:
             target = versus_best_of_n if setting in NOISE_SETTINGS else extra
-            target[setting] = {"mcts_minus_best_of_n": round(diff, 4), "met": diff >= 0}
-    base = summary.get("base", {})
-    over_none = None
-    if "mcts" in base and "none" in base:
-        diff = base["mcts"]["success"][0] - base["none"]["success"][0]
-        over_none = {"mcts_minus_none": round(diff, 4), "met": diff >= TARGET_OVER_NONE}
-    return {"mcts_vs_best_of_n": versus_best_of_n, "base_mcts_vs_none": over_none, "extra_mcts_vs_best_of_n": extra}
+            target[setting] = {"mcts_minus_best_of_n": [round(x, 4) for x in diff], "met": diff[0] >= 0}
+    over_none = paired(cells, "base", "mcts", "none")
+    base = None
+    if over_none is not None:
+        base = {"mcts_minus_none": [round(x, 4) for x in over_none], "met": over_none[0] >= TARGET_OVER_NONE}
+    return {"mcts_vs_best_of_n": versus_best_of_n, "base_mcts_vs_none": base, "extra_mcts_vs_best_of_n": extra}
+
+
+def print_acceptance(verdict: dict[str, Any]) -> None:
+    print("acceptance (differences in success, mean ± standard error across seeds):")
+    rows = [(f"mcts − best-of-n, {k}", v) for k, v in verdict["mcts_vs_best_of_n"].items()]
+    if verdict["base_mcts_vs_none"]:
+        rows.append(("mcts − none, base (target ≥ +0.15)", verdict["base_mcts_vs_none"]))
+    rows += [(f"mcts − best-of-n, {k} (extra, not a target)", v) for k, v in verdict["extra_mcts_vs_best_of_n"].items()]
+    for label, row in rows:
+        (mean, se), met = next(iter(row.values())), row["met"]
+        print(f"  {label:<58} {mean:+.3f} ± {se:.3f}  {'met' if met else 'NOT met'}")
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -182,8 +201,8 @@ def main() -> None:
     print("and mcts it equals the engine's Budget.calls); none's step limit is the budget and it has no judge;")
     print("best-of-n makes one attempt per 10 calls of budget (its default 3 at 30).\n")
     print_table(summary, budgets)
-    verdict = acceptance(summary)
-    print("acceptance:", json.dumps(verdict))
+    verdict = acceptance(cells)
+    print_acceptance(verdict)
     print(f"({time.monotonic() - started:.0f} s)")
     noise = {name: {**noise.__dict__, "budget": budget} for name, noise, budget in chosen}
     report = {"tasks": tasks, "seeds": args.seeds, "overrides": search, "settings": noise, "results": summary}
