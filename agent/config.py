@@ -82,8 +82,9 @@ class SearchSettings(_Section):
     """none: one trajectory; best-of-n: independent attempts picked by verification; mcts: a tree search."""
     attempts: int = Field(3, ge=1)
     """best-of-n: how many independent attempts."""
-    branching: int = Field(1, ge=1)
-    """Candidate replies proposed per expansion (one query with n, or distinct alternatives asked in turn)."""
+    branching: int = Field(2, ge=1)
+    """Candidate replies proposed per expansion (one query with n, or distinct alternatives asked in turn); the
+    candidates of one expansion are judged together in one call."""
     max_nodes: int = Field(40, ge=2)
     """Nodes (executed replies) the search may create in all."""
     max_model_calls: int = Field(80, ge=1)
@@ -102,6 +103,12 @@ class SearchSettings(_Section):
     """LLM judge for nodes the executable signals do not decide: model, off, or auto (off for scripted models)."""
     min_verified: int = Field(1, ge=1)
     """Stop once this many distinct finished candidates pass the checks."""
+    judge_agreement: bool = True
+    """When all candidates of an expansion propose the same step, skip the judge: their agreement stands in for
+    it (self-consistency) and the step keeps the value of the state it was taken from."""
+    early_stop_judge: float = Field(0.8, ge=0, le=1)
+    """A candidate that passes the checks stops the search early only if the judge rates it at least this (0..1);
+    otherwise the search goes on and the final selection weighs it against the others."""
     check_after_edits: bool = True
     """Run the task's checks at the start and after every step that changes files, and value each step by them
     (costs the checks' run time per step; the strongest signal the search has)."""

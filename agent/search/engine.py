@@ -67,6 +67,16 @@ class SearchResult:
     messages: list[Message] = field(default_factory=list)
 
 
+@dataclass
+class Pending:
+    """A child that has run and has its executable signals, but no value yet."""
+
+    node: Node
+    parent: Node
+    signals: V.Signals
+    outcome: Outcome
+
+
 class Budget:
     """Model calls, nodes, cost and wall time shared by the whole search."""
 
@@ -147,11 +157,13 @@ class Search:
         self._current = node.id
 
     def enough_verified(self) -> str | None:
-        """A stop reason once `min_verified` distinct candidates pass the checks."""
+        """A stop reason once `min_verified` distinct candidates pass the checks and the judge agrees."""
         from .select import distinct, verified_nodes
 
         need = self.sc.settings.min_verified
-        found = verified_nodes(self)
+        # Weak tests pass wrong changes too: stop early only when the judge does not object (spec a.8).
+        bar = self.sc.settings.early_stop_judge
+        found = [n for n in verified_nodes(self) if n.judge is None or n.judge["value"] >= bar]
         if len(found) >= need and (need == 1 or len(distinct(self, found)) >= need):
             return f"{need} verified candidate{'s' if need > 1 else ''} found"
         return None
@@ -186,6 +198,35 @@ class Search:
 
     def add_child(self, parent: Node, reply: Reply, feedback: str | None, *, dedupe: bool = True) -> Node:
         """Run one reply from `parent`'s state and value the new node (a duplicate is recorded, not run)."""
+        return self.add_children(parent, [reply], feedback, dedupe=dedupe)[0]
+
+    def add_children(
+        self, parent: Node, replies: list[Reply], feedback: str | None, *, dedupe: bool = True
+    ) -> list[Node]:
+        """Run sibling replies from `parent`'s state, then value them all with one judge call."""
+        # As Agent Q's self-critique ranks a node's proposed actions at once: proposing several costs one judgement.
+        ran = [self.run_child(parent, reply, feedback, dedupe=dedupe) for reply in replies]
+        pending = [p for p in ran if isinstance(p, Pending)]
+        asked = [p for p in pending if self.wants_judge(p)] if self.budget.calls_left() > 0 else []
+        agreed = self.agreed(parent, replies, asked)
+        verdicts = dict(zip([p.node.id for p in asked], self.judge(asked), strict=True)) if asked and not agreed else {}
+        for p in pending:
+            self.settle(p, verdicts.get(p.node.id, agreed))
+        return [p.node if isinstance(p, Pending) else p for p in ran]
+
+    def agreed(self, parent: Node, replies: list[Reply], asked: list[Pending]) -> V.Judgement | None:
+        """The judgement of a step every proposal agreed on: the value of its parent's state, at no call."""
+        # Agreement between samples stands in for the judge (LATS's self-consistency term; Koh keeps the most
+        # frequent proposals). A mistake made this way shows in the next judged state, whose path includes it.
+        judged = (parent.judge or {}).get("value")
+        if not self.sc.settings.judge_agreement or len(replies) < 2 or len(asked) != 1 or judged is None:
+            return None
+        if asked[0].node.finished or len({action_key(r.tool_calls) for r in replies}) > 1:
+            return None  # a finish always gets its own judgement: it decides whether the search stops
+        return V.Judgement(value=judged, explanation=f"not judged: all {len(replies)} proposals agreed on this step")
+
+    def run_child(self, parent: Node, reply: Reply, feedback: str | None, *, dedupe: bool) -> Pending | Node:
+        """Run one reply from `parent`'s state and gather its executable signals (a duplicate is recorded, not run)."""
         key = action_key(reply.tool_calls)
         prefix = [{"role": "user", "content": feedback}] if feedback else []
         node = Node(
@@ -228,12 +269,16 @@ class Search:
             signals.syntax_errors = self.syntax_errors(changed)
             if changed and not node.finished and not signals.syntax_errors and self.checks_each_step():
                 self.check_state(node, signals)
-        self.evaluate(node, parent, signals, outcome)
+        return Pending(node, parent, signals, outcome)
+
+    def settle(self, pending: Pending, judgement: V.Judgement | None) -> None:
+        """Value a node that has run, backpropagate, and record it."""
+        node = pending.node
+        self.evaluate(node, pending.parent, pending.signals, judgement)
         self.tree.backpropagate(node.id, node.reward or 0.0)
         self.sc.bus.emit(StepFinished(usage=self.budget.usage, cost_usd=self.budget.cost_usd))
         self.emit_node(node)
         self.save()
-        return node
 
     def signals(self, node: Node, outcome: Outcome) -> V.Signals:
         signals = V.Signals()
@@ -310,8 +355,13 @@ class Search:
             node.messages.append(self.sc.actor.tool_message(call, Observation("Finished.")))
             return
         node.checks = self.sc.verify()
-        signals.checks = node.checks
         failed = [c for c in node.checks if not c.passed]
+        parent = self.tree.nodes[node.parent or 0]
+        if failed and node.kind == "read" and parent.checks and all(c.passed for c in parent.checks):
+            # The same files passed these checks a moment ago: a flaky check, and a third run breaks the tie.
+            node.checks = self.sc.verify()
+            failed = [c for c in node.checks if not c.passed]
+        signals.checks = node.checks
         if not failed:
             node.status = "verified"
             node.messages.append(self.sc.actor.tool_message(call, Observation("Finished; all checks passed.")))
@@ -321,15 +371,17 @@ class Search:
         text = f"Not finished: the task's checks fail.\n{report}\nFix the problem, then call finish again."
         node.messages.append(self.sc.actor.tool_message(call, Observation(text, is_error=True)))
 
-    def evaluate(self, node: Node, parent: Node, signals: V.Signals, outcome: Outcome) -> None:
+    def wants_judge(self, pending: Pending) -> bool:
+        """The judge is asked unless the executable signals decide (a refused finish is valued by its checks)."""
+        node, finished = pending.node, pending.node.status in ("finished", "verified")
+        return self.use_judge and node.status != "failed" and not V.decisive(pending.signals, finished=finished)
+
+    def evaluate(self, node: Node, parent: Node, signals: V.Signals, judgement: V.Judgement | None) -> None:
         finished = node.status in ("finished", "verified")
-        judgement = None
-        if self.use_judge and not V.decisive(signals, finished=finished) and self.budget.calls_left() > 0:
-            judgement = self.judge(node, outcome)
         previous = parent.signals.get("tests")
         previous_tests = (previous["passed"], previous["failed"]) if previous else None
         if node.status == "failed":
-            node.reward = _failed_finish_reward(node.checks)
+            node.reward = V.failed_finish_reward(node.checks)
         else:
             node.reward = V.blend(
                 signals, judgement.value if judgement else None, finished=finished, previous_tests=previous_tests
@@ -342,14 +394,19 @@ class Search:
                 "feedback": judgement.feedback,
             }
 
-    def judge(self, node: Node, outcome: Outcome) -> V.Judgement | None:
+    def judge(self, siblings: list[Pending]) -> list[V.Judgement | None]:
+        """One judge call for children of the same node: the plain prompt for one, a comparison for several."""
         assert self.sc.judge is not None
-        history = [n.action for n in self.tree.path(node.id)[1:-1]]
-        observation = "\n".join(obs.output for _, obs in outcome.results)
-        messages = V.judge_messages(self.sc.task, history, node.action, observation, node.depth)
-        judgement, reply = V.ask_judge(self.sc.judge, messages)
+        first = siblings[0].node
+        history = [n.action for n in self.tree.path(first.id)[1:-1]]
+        tried = [(p.node.action, "\n".join(obs.output for _, obs in p.outcome.results)) for p in siblings]
+        if len(tried) == 1:
+            messages = V.judge_messages(self.sc.task, history, *tried[0], first.depth)
+        else:
+            messages = V.compare_messages(self.sc.task, history, tried, first.depth)
+        judgements, reply = V.ask_judge(self.sc.judge, messages, len(tried))
         self.record(reply, self.sc.judge, "judge")
-        return judgement
+        return judgements
 
     # -- feedback, events, persistence -------------------------------------------------------------
 
@@ -421,13 +478,3 @@ def _short_outcome(node: Node) -> str:
 def _alternatives_note(replies: list[Reply]) -> str:
     listed = "\n".join(f"- {summarize(r)}" for r in replies)
     return f"Propose a different next action than these alternatives already proposed:\n{listed}"
-
-
-def _failed_finish_reward(checks: list[CheckResult]) -> float:
-    """A finish whose checks fail is worth little, a bit more when most tests pass."""
-    counts = [V.parse_test_counts(c.output) for c in checks]
-    known = [c for c in counts if c is not None]
-    if not known:
-        return 0.1
-    passed, failed = sum(p for p, _ in known), sum(f for _, f in known)
-    return round(0.1 + 0.2 * (passed / (passed + failed) if passed + failed else 0), 4)

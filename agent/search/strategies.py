@@ -6,7 +6,7 @@ import math
 
 from ..model import Message, Reply
 from .classify import classify_calls
-from .engine import Search, SearchResult
+from .engine import Pending, Search, SearchResult
 from .select import finalize
 from .tree import Node
 
@@ -14,6 +14,7 @@ from .tree import Node
 DUPLICATE_PENALTY = 0.125
 REPEAT_PENALTY = 0.25
 CORRECTION_BONUS = 0.1
+OWN_WEIGHT = 0.5
 
 
 class MCTS(Search):
@@ -37,13 +38,12 @@ class MCTS(Search):
     def expand(self, node: Node) -> None:
         feedback = self.hindsight(node)
         room = self.sc.settings.max_expansions - len(node.children)
-        for reply in self.propose(node, min(self.sc.settings.branching, room), feedback):
-            if classify_calls(reply.tool_calls) == "irreversible":
-                self.commit(node, reply, feedback)
-                return
-            self.add_child(node, reply, feedback)
-            if self.enough_verified():
-                return
+        replies = self.propose(node, min(self.sc.settings.branching, room), feedback)
+        kinds = [classify_calls(r.tool_calls) for r in replies]
+        cut = kinds.index("irreversible") if "irreversible" in kinds else len(replies)
+        self.add_children(node, replies[:cut], feedback)
+        if cut < len(replies) and not self.enough_verified():
+            self.commit(node, replies[cut], feedback)
 
     def commit(self, node: Node, reply: Reply, feedback: str | None) -> None:
         """An irreversible reply: run it once and never branch above it again."""
@@ -55,11 +55,22 @@ class MCTS(Search):
         return node.status in ("open", "failed") and len(node.children) < s.max_expansions and node.depth < s.max_depth
 
     def select(self) -> Node | None:
-        """Best-first by a UCT score on own rewards with small exploration (research spec a.6)."""
+        """Best-first by a UCT score with small exploration (research spec a.6)."""
         candidates = [n for n in self.tree.subtree(self.tree.commit_root) if self.expandable(n)]
         if not candidates:
             return None
         return max(candidates, key=lambda n: (self.score(n), -n.id))
+
+    def value(self, node: Node) -> float:
+        """Q: half the node's own reward, half the mean over its subtree; the root's own reward."""
+        # The judge rates states, so every judged descendant is one more noisy reading of whether this node is on
+        # track: the subtree mean keeps one lucky rating from holding the search, and the own half keeps a node
+        # whose children went wrong in reach (a bad child does not make its parent bad). The root is on track by
+        # definition: its reward stands for a fresh attempt, which the other attempts' failures say nothing about.
+        own = node.reward or 0.0
+        if node.parent is None or node.id == self.tree.commit_root:
+            return own
+        return OWN_WEIGHT * own + (1 - OWN_WEIGHT) * node.mean_value
 
     def score(self, node: Node) -> float:
         s = self.sc.settings
@@ -68,7 +79,7 @@ class MCTS(Search):
         children = [self.tree.nodes[c] for c in node.children]
         duplicates = sum(c.status == "duplicate" for c in children)
         repeats = len(children) - len({c.action_key for c in children})
-        score = (node.reward or 0.0) + explore - s.depth_penalty * math.sqrt(node.depth)
+        score = self.value(node) + explore - s.depth_penalty * math.sqrt(node.depth)
         score -= DUPLICATE_PENALTY * duplicates**2 + REPEAT_PENALTY * repeats**2
         if _expects_correction(node):
             score += CORRECTION_BONUS / (1 + len(children) ** 2)
@@ -115,3 +126,7 @@ class BestOfN(Search):
                 rejections += 1
                 if rejections > self.sc.limits.max_finish_rejections:
                     return
+
+    def wants_judge(self, pending: Pending) -> bool:
+        """Only finished candidates: attempts never steer by intermediate values, so judging them wastes calls."""
+        return pending.node.status in ("finished", "verified") and super().wants_judge(pending)

@@ -118,32 +118,61 @@ def decisive(signals: Signals, *, finished: bool) -> bool:
     return bool(signals.syntax_errors or signals.tool_errors or signals.refused or signals.repeated)
 
 
-JUDGE_SYSTEM = """\
+_SCALE = (
+    "Reward scale: 75..100 the action significantly advances the task; 50..74 it contributes; 25..49 acceptable "
+    "with issues; 0..24 little effect; -49..-1 inappropriate, unnecessary or repetitive; -100..-50 counterproductive."
+)
+JUDGE_SYSTEM = f"""\
 You evaluate the last action of an autonomous coding agent working on a task. You get the task, the agent's \
 previous actions (summarised), the last action with its output, and test results when there are any. Test and \
 check results are the ground truth: never contradict them.
 
 Reply with one JSON object and nothing else:
-{"explanation": "2-3 sentences", "feedback_to_alternative_branch": "what a different attempt from the same \
-state should do", "reward": <integer from -100 to 100>}
+{{"explanation": "2-3 sentences", "feedback_to_alternative_branch": "what a different attempt from the same \
+state should do", "reward": <integer from -100 to 100>}}
 
-Reward scale: 75..100 the action significantly advances the task; 50..74 it contributes; 25..49 acceptable \
-with issues; 0..24 little effect; -49..-1 inappropriate, unnecessary or repetitive; -100..-50 counterproductive. \
-{stage}"""
+{_SCALE} {{stage}}"""
+COMPARE_SYSTEM = f"""\
+You evaluate alternative last actions of an autonomous coding agent working on a task: each candidate was tried \
+from the same state. You get the task, the agent's previous actions (summarised), and each candidate action with \
+its output. Test and check results are the ground truth: never contradict them. Rate every candidate on its own \
+merits (several may be good, or none).
+
+Reply with one JSON object and nothing else:
+{{"candidates": [{{"id": <candidate number>, "explanation": "1-2 sentences", "feedback_to_alternative_branch": \
+"what a different attempt should do", "reward": <integer from -100 to 100>}}, ...]}}, one entry per candidate.
+
+{_SCALE} {{stage}}"""
+
+
+def _stage(depth: int) -> str:
+    if depth < 3:
+        return "This is an early step: do not penalise reasonable exploration."
+    return "Check for repetition, whether the changes match the task, and whether they break anything."
+
+
+def _context(task: str, history: list[str]) -> str:
+    steps = "\n".join(f"{i}. {h}" for i, h in enumerate(history[-12:], 1)) or "(none)"
+    return f"Task:\n{task}\n\nPrevious actions:\n{steps}"
 
 
 def judge_messages(task: str, history: list[str], last_action: str, observation: str, depth: int) -> list[Message]:
-    stage = (
-        "This is an early step: do not penalise reasonable exploration."
-        if depth < 3
-        else "Check for repetition, whether the changes match the task, and whether they break anything."
-    )
-    steps = "\n".join(f"{i}. {h}" for i, h in enumerate(history[-12:], 1)) or "(none)"
-    user = (
-        f"Task:\n{task}\n\nPrevious actions:\n{steps}\n\nLast action:\n{last_action}\n\n"
-        f"Its output (truncated):\n{observation[-3000:]}"
-    )
-    return [{"role": "system", "content": JUDGE_SYSTEM.replace("{stage}", stage)}, {"role": "user", "content": user}]
+    user = f"{_context(task, history)}\n\nLast action:\n{last_action}\n\nIts output (truncated):\n{observation[-3000:]}"
+    return [
+        {"role": "system", "content": JUDGE_SYSTEM.replace("{stage}", _stage(depth))},
+        {"role": "user", "content": user},
+    ]
+
+
+def compare_messages(task: str, history: list[str], tried: list[tuple[str, str]], depth: int) -> list[Message]:
+    """The judge prompt for several candidate actions from one state, each with its output."""
+    parts = [
+        f"## Candidate {i}\nAction:\n{action}\n\nIts output (truncated):\n{output[-2000:]}"
+        for i, (action, output) in enumerate(tried, 1)
+    ]
+    user = _context(task, history) + "\n\n" + "\n\n".join(parts)
+    system = COMPARE_SYSTEM.replace("{stage}", _stage(depth))
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 @dataclass
@@ -154,20 +183,27 @@ class Judgement:
     feedback: str = ""
 
 
-def ask_judge(model: Model, messages: list[Message], *, temperature: float = 0.0) -> tuple[Judgement | None, Reply]:
-    """One judge call; a reply that is not the asked-for JSON gives no opinion (None), not an error."""
+def ask_judge(
+    model: Model, messages: list[Message], count: int = 1, *, temperature: float = 0.0
+) -> tuple[list[Judgement | None], Reply]:
+    """One judge call rating `count` candidates; a reply that is not the asked-for JSON gives no opinion (None)."""
     reply = model.query(messages, [], n=1, temperature=temperature)[0]
-    return _parse_judgement(reply), reply
-
-
-def _parse_judgement(reply: Reply) -> Judgement | None:
     match = _JSON_OBJECT.search(reply.content or "")
-    if match is None:
-        return None
     try:
-        data = json.loads(match.group(0))
+        data = json.loads(match.group(0)) if match else None
+    except json.JSONDecodeError:
+        data = None
+    if count == 1:
+        return [_judgement(data)], reply
+    rated = data.get("candidates") if isinstance(data, dict) else None
+    by_id = {item.get("id"): item for item in rated if isinstance(item, dict)} if isinstance(rated, list) else {}
+    return [_judgement(by_id.get(i)) for i in range(1, count + 1)], reply
+
+
+def _judgement(data: Any) -> Judgement | None:
+    try:
         reward = float(data["reward"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError):
         return None
     value = (min(100.0, max(-100.0, reward)) + 100.0) / 200.0
     return Judgement(
@@ -175,3 +211,13 @@ def _parse_judgement(reply: Reply) -> Judgement | None:
         explanation=str(data.get("explanation", ""))[:1000],
         feedback=str(data.get("feedback_to_alternative_branch", ""))[:1000],
     )
+
+
+def failed_finish_reward(checks: list[CheckResult]) -> float:
+    """A finish whose checks fail is worth little, a bit more when most tests pass."""
+    counts = [parse_test_counts(c.output) for c in checks]
+    known = [c for c in counts if c is not None]
+    if not known:
+        return 0.1
+    passed, failed = sum(p for p, _ in known), sum(f for _, f in known)
+    return round(0.1 + 0.2 * (passed / (passed + failed) if passed + failed else 0), 4)

@@ -61,9 +61,10 @@ def test_best_of_n_keeps_exactly_the_passing_attempt(cli, example_repo, tmp_path
 def test_mcts_backs_off_a_failing_branch_and_uses_hindsight(cli, example_repo, tmp_path):
     # The first edit breaks a test that passed (the checks after it get worse than at the root), so the
     # search re-expands the root with hindsight feedback; the second edit makes every check pass.
+    # One proposal per expansion, so that the second edit comes from a re-expansion.
     script = write_script(tmp_path / "r.yaml", [BREAKS_ODD, RIGHT, finish("fixed median")])
     res = cli("run", "fix median", "-m", f"scripted:{script}", "--check", CHECK, "--search", "mcts", "-o",
-              "stream-json", cwd=example_repo)  # fmt: skip
+              "stream-json", cwd=example_repo, env={"BRANCHWISE_SEARCH_BRANCHING": "1"})  # fmt: skip
     events = [json.loads(line) for line in res.stdout.splitlines()]
     assert res.returncode == 0, res.stderr
     assert events[-1]["status"] == "completed"
@@ -76,6 +77,50 @@ def test_mcts_backs_off_a_failing_branch_and_uses_hindsight(cli, example_repo, t
     assert tree.chosen == done.id and done.status == "verified"
     stats = (example_repo / "calc" / "stats.py").read_text()
     assert "(ordered[middle - 1] + ordered[middle])" in stats and "ordered[0]" not in stats
+
+
+def judged(**rewards: int) -> dict:
+    """A scripted judge reply rating candidates by number ({"1": 90, ...}) or one action (reward=...)."""
+    if "reward" in rewards:
+        return {"content": json.dumps({"explanation": "ok", "reward": rewards["reward"]})}
+    rated = [{"id": int(i[1:]), "explanation": "", "reward": r} for i, r in rewards.items()]
+    return {"content": json.dumps({"candidates": rated})}
+
+
+def test_mcts_judges_the_proposals_of_one_expansion_in_one_call(cli, example_repo, tmp_path):
+    # Two proposals per expansion, one judge call comparing them; the verified finish gets its own judgement,
+    # which agrees, so the search stops there.
+    replies = [WRONG, RIGHT, judged(c1=-60, c2=90), finish("fixed"), finish("fixed"), judged(reward=90)]
+    script = write_script(tmp_path / "r.yaml", replies)
+    res = cli("run", "fix median", "-m", f"scripted:{script}", "--check", CHECK, "--search", "mcts", "-o",
+              "stream-json", cwd=example_repo, env={"BRANCHWISE_SEARCH_JUDGE": "model"})  # fmt: skip
+    events = [json.loads(line) for line in res.stdout.splitlines()]
+    assert res.returncode == 0, res.stderr
+    purposes = [e["purpose"] for e in events if e["type"] == "model_reply"]
+    assert purposes == ["act", "act", "judge", "act", "act", "judge"]
+    tree = tree_of(example_repo, events[-1]["run_id"])
+    wrong, right = (tree.nodes[c] for c in tree.nodes[0].children)
+    assert (wrong.judge["value"], right.judge["value"]) == (0.2, 0.95)
+    assert wrong.reward < right.reward
+    assert tree.nodes[tree.chosen].parent == right.id and tree.nodes[tree.chosen].status == "verified"
+    assert [tree.nodes[c].status for c in right.children] == ["verified", "duplicate"]
+
+
+def test_mcts_spends_no_judge_call_on_a_step_all_proposals_agree_on(cli, example_repo, tmp_path):
+    replies = [WRONG, NOTE, judged(c1=-60, c2=80), RIGHT, RIGHT, finish("fixed"), finish("fixed"), judged(reward=90)]
+    script = write_script(tmp_path / "r.yaml", replies)
+    res = cli("run", "fix median", "-m", f"scripted:{script}", "--check", CHECK, "--search", "mcts", "-o",
+              "stream-json", cwd=example_repo, env={"BRANCHWISE_SEARCH_JUDGE": "model"})  # fmt: skip
+    events = [json.loads(line) for line in res.stdout.splitlines()]
+    assert res.returncode == 0, res.stderr
+    purposes = [e["purpose"] for e in events if e["type"] == "model_reply"]
+    assert purposes == ["act", "act", "judge", "act", "act", "act", "act", "judge"]
+    tree = tree_of(example_repo, events[-1]["run_id"])
+    note = tree.nodes[tree.nodes[0].children[1]]
+    right = tree.nodes[note.children[0]]
+    assert right.judge["value"] == note.judge["value"] == 0.9 and "agreed" in right.judge["explanation"]
+    assert tree.nodes[note.children[1]].status == "duplicate"
+    assert tree.nodes[tree.chosen].parent == right.id
 
 
 def test_tree_command_draws_the_branches_and_writes_html(cli, example_repo, tmp_path):

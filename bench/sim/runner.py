@@ -1,0 +1,138 @@
+"""Run one simulated task with one strategy through the project's real code: Executor, BestOfN or MCTS."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from branchwise.agent.actor import Actor
+from branchwise.agent.config import LimitsSettings, SearchSettings
+from branchwise.agent.errors import StopRun
+from branchwise.agent.events import CheckResult, EventBus
+from branchwise.agent.executor import Executor
+from branchwise.agent.search import MCTS, BestOfN, SearchContext
+from branchwise.sandbox.safefs import WorkspaceFS
+from branchwise.tools import ToolBox, ToolContext, default_tools
+
+from .agents import CountingModel, SimJudge, SimPolicy
+from .world import CHECK_COMMAND, Noise, SimSandbox, SimWorkspace, Task, World
+
+STRATEGIES = ("none", "best-of-n", "mcts")
+SYSTEM = "You are a coding agent. Use the tools to work on the task; call finish when done."
+TEMPERATURE = 0.7
+CALLS_PER_ATTEMPT = 10
+
+
+class SimToolBox(ToolBox):
+    """The real tools; their schemas are built once, because pydantic rebuilding them per call is most of the
+    benchmark's run time (they are the same every call; the simulated policy does not read them anyway)."""
+
+    def __init__(self) -> None:
+        super().__init__(default_tools())
+        self._schemas = super().schemas()
+
+    def schemas(self) -> list[dict[str, Any]]:
+        return self._schemas
+
+
+@dataclass
+class Outcome:
+    """How one run went, judged against the hidden truth."""
+
+    success: bool
+    """The run says it completed and the workspace holds the correct solution."""
+    coverage: bool
+    """A finish was called on the correct solution somewhere in the run."""
+    calls: int
+    """Replies of the policy and the judge together."""
+    judge_calls: int
+
+
+@dataclass
+class Rig:
+    """One task's simulated world wired to the real tools."""
+
+    world: World
+    sandbox: SimSandbox
+    workspace: SimWorkspace
+    ctx: ToolContext
+    policy: CountingModel
+    judge: CountingModel
+
+    @classmethod
+    def build(cls, task: Task, noise: Noise, seed: str, root: Path) -> Rig:
+        world = World(task, noise, random.Random(f"{seed}:checks"))
+        sandbox = SimSandbox(world, root)
+        ctx = ToolContext(sandbox=sandbox, fs=WorkspaceFS(root))
+        policy = CountingModel(SimPolicy(task, noise, random.Random(f"{seed}:policy")))
+        judge = CountingModel(SimJudge(task, noise, random.Random(f"{seed}:judge")))
+        return cls(world, sandbox, SimWorkspace(world, root), ctx, policy, judge)
+
+    def verify(self) -> list[CheckResult]:
+        """The task's checks, run through the sandbox as Session.run_checks does."""
+        res = self.sandbox.run(["bash", "--noprofile", "--norc", "-c", CHECK_COMMAND], cwd=self.sandbox.workspace)
+        return [CheckResult(command=CHECK_COMMAND, exit_code=res.exit_code, passed=res.ok, output=res.output)]
+
+
+def run_task(
+    strategy: str, task: Task, noise: Noise, budget: int, seed: int, root: Path, search: dict[str, Any]
+) -> Outcome:
+    """Run `task` once; `budget` is the model-call budget, `search` overrides SearchSettings fields."""
+    rig = Rig.build(task, noise, f"{seed}:{task.name}:{strategy}", root)
+    prompt = f"Task {task.name}: make the failing check `{CHECK_COMMAND}` pass."
+    if strategy == "none":
+        status = _run_plain(rig, prompt, budget)
+        covered = any(task.solved(s) for s in rig.world.check_log)  # the plain loop checks only at finish
+    else:
+        status, covered = _run_search(rig, strategy, prompt, budget, search)
+    calls = rig.policy.calls + rig.judge.calls
+    return Outcome(status == "completed" and task.solved(rig.world.state), covered, calls, rig.judge.calls)
+
+
+def _run_plain(rig: Rig, prompt: str, budget: int) -> str:
+    """The plain loop (strategy none): its step limit is the call budget; it has no judge."""
+    limits = LimitsSettings(max_steps=budget)
+    toolbox = SimToolBox()
+    executor = Executor(
+        rig.policy, toolbox, rig.ctx, EventBus(), limits, temperature=TEMPERATURE, run_checks=rig.verify
+    )
+    try:
+        executor.run(SYSTEM, prompt)
+    except StopRun as stop:
+        return stop.status
+    raise AssertionError("the executor returned without a stop reason")
+
+
+def _run_search(rig: Rig, strategy: str, prompt: str, budget: int, search: dict[str, Any]) -> tuple[str, bool]:
+    if strategy == "best-of-n":
+        # Attempts scale with the budget (3 at 30, the default), so that best-of-n can use what it is given.
+        search = {"attempts": max(1, budget // CALLS_PER_ATTEMPT), **search}
+    settings = SearchSettings(
+        strategy=strategy,  # type: ignore[arg-type]
+        max_model_calls=budget,
+        max_nodes=max(2, budget),
+        temperature=TEMPERATURE,
+        **search,
+    )
+    bus = EventBus()
+    toolbox = SimToolBox()
+    sc = SearchContext(
+        model=rig.policy,
+        judge=rig.judge,
+        actor=Actor(toolbox, rig.ctx, bus),
+        ctx=rig.ctx,
+        workspace=rig.workspace,
+        bus=bus,
+        settings=settings,
+        limits=LimitsSettings(),
+        verify=rig.verify,
+        task=prompt,
+    )
+    engine = {"best-of-n": BestOfN, "mcts": MCTS}[strategy](sc)
+    result = engine.run([{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}])
+    assert engine.budget.calls == rig.policy.calls + rig.judge.calls, "the engine and the wrapper disagree on calls"
+    states = rig.workspace.states
+    covered = any(n.finished and rig.world.task.solved(states[n.snapshot]) for n in result.tree.nodes)
+    return result.status, covered
