@@ -263,7 +263,7 @@ class Orchestrator:
                     "content": f"Task: {self.task}\nWork so far:\n{work}\n\nQuestion: {sub.done_question}",
                 },
             ]
-            judgement, reply = ask_judge(judge, messages)
+            (judgement,), reply = ask_judge(judge, messages, 1)
             self.record([reply])
             yes = judgement is not None and judgement.value > 0.5
             return [CheckResult(command=f"question: {sub.done_question}", exit_code=0 if yes else 1, passed=yes)]
