@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -16,6 +17,15 @@ class ToolCallRecord(BaseModel):
     name: str
     arguments: dict[str, Any] | None = None
     raw_arguments: str | None = None
+
+    def args_key(self) -> str:
+        """The arguments in a canonical form, for comparing calls (key order does not matter)."""
+        if self.raw_arguments is not None and self.arguments is None:
+            try:
+                return json.dumps(json.loads(self.raw_arguments), sort_keys=True)
+            except json.JSONDecodeError:
+                return self.raw_arguments
+        return json.dumps(self.arguments or {}, sort_keys=True)
 
 
 class Usage(BaseModel):

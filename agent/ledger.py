@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from branchwise.tools import Observation
@@ -40,7 +39,7 @@ class Ledger:
     ) -> Progress:
         """One step's verdict. Done wins; then a re-plan when stalled, failing or out of steps."""
         self.steps += 1
-        keys = [(call.name, _args(call), normalise(obs.output)) for call, obs in results]
+        keys = [(call.name, call.args_key(), normalise(obs.output)) for call, obs in results]
         looping = bool(keys) and all(k in self.seen for k in keys)
         self.seen.update(keys)
         failed = malformed or (bool(results) and all(obs.is_error for _, obs in results))
@@ -73,7 +72,3 @@ class Ledger:
         if looping:
             return "continue", "the same action gave the same result again"
         return "continue", "progress" if progressing else f"no progress for {self.stalled} step(s)"
-
-
-def _args(call: ToolCallRecord) -> str:
-    return json.dumps(call.arguments, sort_keys=True) if call.arguments is not None else call.raw_arguments or ""

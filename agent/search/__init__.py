@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .engine import Search, SearchContext, SearchResult
+from .context import SearchContext, SearchResult
+from .engine import Search
 from .strategies import MCTS, BestOfN
 from .tree import Node, SearchTree
 

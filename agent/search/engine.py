@@ -7,106 +7,20 @@ sandbox) → snapshot → value (executable signals first, the judge second) →
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Literal
 
-from branchwise.tools import Observation, ToolContext
+from branchwise.tools import Observation
 
-from ..actor import NO_TOOL_CALL, Actor, Outcome
-from ..config import LimitsSettings, SearchSettings
-from ..events import CheckResult, EventBus, SearchNode, StepFinished, ToolCallRecord, Usage
+from ..actor import NO_TOOL_CALL, Outcome
+from ..events import SearchNode, StepFinished, ToolCallRecord
 from ..model import Message, Model, Reply, reply_event
 from ..normalise import normalise
 from . import value as V
+from .actions import action_key, alternatives_note, path_observations, short_outcome, summarize
 from .classify import classify_calls
+from .context import Budget, Pending, SearchContext, SearchResult
 from .tree import Node, SearchTree
-
-Verify = Callable[[], list[CheckResult]]
-
-
-class Workspace(Protocol):
-    """The part of the Workspace seam the search uses."""
-
-    def snapshot(self, label: str = "") -> str: ...
-    def restore(self, snapshot_id: str) -> None: ...
-    def changed_paths(self, a: str, b: str | None = None) -> list[str]: ...
-    def diff(self, a: str, b: str | None = None) -> Any: ...
-
-
-@dataclass
-class SearchContext:
-    """Everything a strategy works with; each piece is a seam, so benchmarks can plug in simulations."""
-
-    model: Model
-    judge: Model | None
-    actor: Actor
-    ctx: ToolContext
-    workspace: Workspace
-    bus: EventBus
-    settings: SearchSettings
-    limits: LimitsSettings
-    verify: Verify | None = None
-    tree_path: Path | None = None
-    task: str = ""
-
-
-@dataclass
-class SearchResult:
-    """How the search ended and which node the workspace was left on."""
-
-    status: str
-    summary: str
-    chosen: Node | None
-    tree: SearchTree
-    checks: list[CheckResult] = field(default_factory=list)
-    messages: list[Message] = field(default_factory=list)
-
-
-@dataclass
-class Pending:
-    """A child that has run and has its executable signals, but no value yet."""
-
-    node: Node
-    parent: Node
-    signals: V.Signals
-    outcome: Outcome
-
-
-class Budget:
-    """Model calls, nodes, cost and wall time shared by the whole search."""
-
-    def __init__(self, settings: SearchSettings, limits: LimitsSettings) -> None:
-        self.settings, self.limits = settings, limits
-        self.calls = 0
-        self.nodes = 0
-        self.cost_usd = 0.0
-        self.usage = Usage()
-        self.started = time.monotonic()
-
-    def exhausted(self) -> str | None:
-        s, lim = self.settings, self.limits
-        if self.calls >= s.max_model_calls:
-            return f"model-call budget used ({s.max_model_calls})"
-        if self.nodes >= s.max_nodes:
-            return f"node budget used ({s.max_nodes})"
-        if lim.max_cost_usd and self.cost_usd >= lim.max_cost_usd:
-            return f"cost limit reached (${self.cost_usd:.4f})"
-        if time.monotonic() - self.started >= lim.max_wall_s:
-            return f"wall-time limit reached ({lim.max_wall_s:g} s)"
-        return None
-
-    def calls_left(self) -> int:
-        return max(0, self.settings.max_model_calls - self.calls)
-
-    def charge(self, reply: Reply, *, calls: int = 1) -> None:
-        self.calls += calls
-        self.cost_usd += reply.cost_usd
-        self.usage = self.usage + reply.usage
 
 
 class Search:
@@ -183,7 +97,7 @@ class Search:
         else:
             replies = []
             for _ in range(k):
-                asked = messages + ([{"role": "user", "content": _alternatives_note(replies)}] if replies else [])
+                asked = messages + ([{"role": "user", "content": alternatives_note(replies)}] if replies else [])
                 replies += self.sc.model.query(asked, tools, n=1, temperature=temperature)
         for reply in replies:
             self.record(reply, self.sc.model)
@@ -282,7 +196,7 @@ class Search:
 
     def signals(self, node: Node, outcome: Outcome) -> V.Signals:
         signals = V.Signals()
-        path_results = self._path_observations(node)
+        path_results = path_observations(self.tree, node)
         for call, obs in outcome.results:
             if obs.data.get("refused"):
                 signals.refused += 1
@@ -297,24 +211,9 @@ class Search:
                     signals.tests = (previous[0] + passed, previous[1] + failed)
                 elif obs.data.get("exit_code") not in (0, None):
                     signals.nonzero_exits += 1
-            if (call.name, _args_key(call), normalise(obs.output)) in path_results:
+            if (call.name, call.args_key(), normalise(obs.output)) in path_results:
                 signals.repeated = True
         return signals
-
-    def _path_observations(self, node: Node) -> set[tuple[str, str, str]]:
-        """(tool, arguments, output) of every call on the path to `node`, for loop detection."""
-        seen = set()
-        for ancestor in self.tree.path(node.parent or 0):
-            calls: dict[str, ToolCallRecord] = {}
-            for message in ancestor.messages:
-                for raw in message.get("tool_calls") or []:
-                    calls[raw["id"]] = ToolCallRecord(
-                        id=raw["id"], name=raw["function"]["name"], raw_arguments=raw["function"]["arguments"]
-                    )
-                if message.get("role") == "tool" and message.get("tool_call_id") in calls:
-                    call = calls[message["tool_call_id"]]
-                    seen.add((call.name, _args_key(call), normalise(message.get("content", ""))))
-        return seen
 
     def checks_each_step(self) -> bool:
         return self.sc.verify is not None and self.sc.settings.check_after_edits
@@ -418,7 +317,7 @@ class Search:
         lines = []
         for child in tried:
             verdict = {"duplicate": "a repeat of an earlier attempt"}.get(child.status, f"reward {child.reward:.2f}")
-            note = (child.judge or {}).get("feedback") or _short_outcome(child)
+            note = (child.judge or {}).get("feedback") or short_outcome(child)
             lines.append(f"- {child.action} → {verdict}" + (f"; {note}" if note else ""))
         return (
             "Note: you are back at an earlier point of the task. These attempts were already made from here; "
@@ -442,39 +341,3 @@ class Search:
     def save(self) -> None:
         if self.sc.tree_path is not None:
             self.tree.save(self.sc.tree_path)
-
-
-def action_key(calls: list[ToolCallRecord]) -> str:
-    return hashlib.sha256(json.dumps([(c.name, _args_key(c)) for c in calls]).encode()).hexdigest()[:16]
-
-
-def _args_key(call: ToolCallRecord) -> str:
-    if call.arguments is not None:
-        return json.dumps(call.arguments, sort_keys=True)
-    return call.raw_arguments or ""
-
-
-def summarize(reply: Reply) -> str:
-    """One line per reply: its tool calls with their most telling argument."""
-    if not reply.tool_calls:
-        return "(no tool call)"
-    parts = []
-    for call in reply.tool_calls:
-        args = call.arguments or {}
-        detail = args.get("command") or args.get("path") or args.get("pattern") or args.get("summary") or ""
-        detail = " ".join(str(detail).split())
-        parts.append(f"{call.name}: {detail[:80]}" if detail else call.name)
-    return "; ".join(parts)
-
-
-def _short_outcome(node: Node) -> str:
-    for message in reversed(node.messages):
-        if message.get("role") == "tool":
-            text = " ".join(str(message.get("content", "")).split())
-            return text[:200]
-    return ""
-
-
-def _alternatives_note(replies: list[Reply]) -> str:
-    listed = "\n".join(f"- {summarize(r)}" for r in replies)
-    return f"Propose a different next action than these alternatives already proposed:\n{listed}"

@@ -11,7 +11,8 @@ from ..events import SearchDone
 from .tree import Node
 
 if TYPE_CHECKING:
-    from .engine import Search, SearchResult
+    from .context import SearchResult
+    from .engine import Search
 
 _ID = re.compile(r"\{.*\}", re.DOTALL)
 MAX_PATCH_CHARS = 6000
@@ -43,7 +44,7 @@ def verified_nodes(search: Search) -> list[Node]:
 
 def finalize(search: Search, stop_reason: str) -> SearchResult:
     """Choose a node, leave the workspace on it, record the alternatives and the tree."""
-    from .engine import SearchResult
+    from .context import SearchResult
 
     tree = search.tree
     tree.stop_reason = stop_reason

@@ -6,7 +6,8 @@ import math
 
 from ..model import Message, Reply
 from .classify import classify_calls
-from .engine import Pending, Search, SearchResult
+from .context import Pending, SearchResult
+from .engine import Search
 from .select import finalize
 from .tree import Node
 

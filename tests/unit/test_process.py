@@ -38,7 +38,7 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path):
     res = run_capped(["bash", "-c", f"sleep 60 & echo $! > {pidfile}; wait"], cwd=None, env=None, timeout=0.5)
     assert res.timed_out and time.monotonic() - started < 5
     child = int(pidfile.read_text())
-    assert not _alive(child)
+    assert _gone_within(child, seconds=5)
 
 
 def test_a_background_child_holding_the_pipe_does_not_block_the_result():
@@ -57,7 +57,17 @@ def test_host_background_processes_end_with_the_session(tmp_path: Path):
     proc = sandbox.start_background(["sleep", "60"])
     assert [p.id for p in sandbox.background()] == [proc.id]
     sandbox.close()
-    assert not _alive(proc.pid)
+    assert _gone_within(proc.pid, seconds=5)
+
+
+def _gone_within(pid: int, *, seconds: float) -> bool:
+    """SIGKILL is asynchronous: give the kernel a moment to finish the process off."""
+    deadline = time.monotonic() + seconds
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def _alive(pid: int) -> bool:

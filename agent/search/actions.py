@@ -1,0 +1,57 @@
+"""Telling replies apart and describing them: keys for dedupe and loop detection, one-line summaries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from ..events import ToolCallRecord
+from ..model import Reply
+from ..normalise import normalise
+from .tree import Node, SearchTree
+
+
+def action_key(calls: list[ToolCallRecord]) -> str:
+    """A short hash of a reply's calls, equal for replies that would do the same thing."""
+    return hashlib.sha256(json.dumps([(c.name, c.args_key()) for c in calls]).encode()).hexdigest()[:16]
+
+
+def summarize(reply: Reply) -> str:
+    """One line per reply: its tool calls with their most telling argument."""
+    if not reply.tool_calls:
+        return "(no tool call)"
+    parts = []
+    for call in reply.tool_calls:
+        args = call.arguments or {}
+        detail = args.get("command") or args.get("path") or args.get("pattern") or args.get("summary") or ""
+        detail = " ".join(str(detail).split())
+        parts.append(f"{call.name}: {detail[:80]}" if detail else call.name)
+    return "; ".join(parts)
+
+
+def short_outcome(node: Node) -> str:
+    for message in reversed(node.messages):
+        if message.get("role") == "tool":
+            text = " ".join(str(message.get("content", "")).split())
+            return text[:200]
+    return ""
+
+
+def alternatives_note(replies: list[Reply]) -> str:
+    listed = "\n".join(f"- {summarize(r)}" for r in replies)
+    return f"Propose a different next action than these alternatives already proposed:\n{listed}"
+
+
+def path_observations(tree: SearchTree, node: Node) -> set[tuple[str, str, str]]:
+    """(tool, arguments, normalised output) of every call on the path to `node`, for loop detection."""
+    seen = set()
+    for ancestor in tree.path(node.parent or 0):
+        calls: dict[str, ToolCallRecord] = {}
+        for message in ancestor.messages:
+            for raw in message.get("tool_calls") or []:
+                fn = raw["function"]
+                calls[raw["id"]] = ToolCallRecord(id=raw["id"], name=fn["name"], raw_arguments=fn["arguments"])
+            if message.get("role") == "tool" and message.get("tool_call_id") in calls:
+                call = calls[message["tool_call_id"]]
+                seen.add((call.name, call.args_key(), normalise(message.get("content", ""))))
+    return seen
