@@ -13,6 +13,7 @@ from branchwise.sandbox.workspace import ShadowGitWorkspace
 from branchwise.tools import ToolBox, ToolContext, default_tools
 from branchwise.tools.shell import COMMAND_ENV
 
+from . import version
 from .actor import Actor
 from .config import LoadedConfig
 from .errors import STATUS_EXIT, BranchwiseError, BudgetExceeded, Completed, EnvironmentProblem, Failed, StopRun
@@ -25,34 +26,24 @@ from .prompts import find_instructions, system_prompt
 from .trajectory import TrajectoryWriter, new_run_id, prepare_runs_dir
 from .wiring import EgressRecorder, make_gate
 
-VERSION = "0.1.0"
+
+def _git(cwd: Path, *args: str) -> str | None:
+    """A git command's output, or None when git is missing or the command fails."""
+    try:
+        out = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
 
 
 def find_workspace(start: Path) -> Path:
     """The git top level containing `start`, or `start` itself outside git."""
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(start), "rev-parse", "--show-toplevel"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except FileNotFoundError:
-        return start.resolve()
-    return Path(out.stdout.strip()).resolve() if out.returncode == 0 else start.resolve()
+    top = _git(start, "rev-parse", "--show-toplevel")
+    return Path(top).resolve() if top else start.resolve()
 
 
 def git_branch(workspace: Path) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(workspace), "branch", "--show-current"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except FileNotFoundError:
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return _git(workspace, "branch", "--show-current") or None
 
 
 @dataclass
@@ -160,7 +151,7 @@ class Session:
                 sandbox=info,
                 config=self.config.model_dump(mode="json"),
                 start_snapshot=self.start_snapshot,
-                version=VERSION,
+                version=version(),
             )
         )
         if not info.get("isolated"):

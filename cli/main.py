@@ -9,8 +9,6 @@ from typing import Annotated
 
 import typer
 
-VERSION = "0.1.0"
-
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 task not completed or checks failed; 2 usage or configuration error; "
     "3 budget exceeded; 4 environment problem (missing dependency, sandbox or model service unavailable); "
@@ -33,7 +31,9 @@ app.add_typer(config_app, name="config")
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"branchwise {VERSION}")
+        from branchwise.agent import version
+
+        typer.echo(f"branchwise {version()}")
         raise typer.Exit()
 
 

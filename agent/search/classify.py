@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from collections.abc import Iterable
@@ -44,8 +45,14 @@ _STATEFUL = [
 _IRREVERSIBLE_RE = [re.compile(p) for p in _IRREVERSIBLE]
 _STATEFUL_RE = [re.compile(p) for p in _STATEFUL]
 _SPLIT = re.compile(r"\|\||&&|[;|\n&]")
-_READ_TOOLS = frozenset({"view", "grep", "glob", "finish"})
-_FILE_TOOLS = frozenset({"create", "str_replace", "insert", "undo_edit"})
+
+
+@functools.cache
+def tool_effects() -> dict[str, str]:
+    """What each tool says it changes (`Tool.effect`): read, file or exec."""
+    from branchwise.tools import default_tools
+
+    return {tool.name: tool.effect for tool in default_tools()}
 
 
 def classify_command(command: str) -> str:
@@ -72,11 +79,10 @@ def _classify_simple(part: str) -> str:
 
 
 def classify_call(call: ToolCallRecord) -> str:
-    if call.name in _READ_TOOLS:
-        return "read"
-    if call.name in _FILE_TOOLS:
-        return "file"
-    if call.name == "shell":
+    effect = tool_effects().get(call.name)
+    if effect in ("read", "file"):
+        return effect
+    if effect == "exec" and call.name == "shell":
         return classify_command(str((call.arguments or {}).get("command", "")))
     return "irreversible"  # an unknown tool may do anything: never branch past it
 
