@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .actor import Actor
 from .errors import Completed, Failed
 from .events import Check, CheckResult, PlanMade, Progress, Replan
 from .executor import Executor
@@ -207,25 +206,19 @@ class Orchestrator:
 
     def search(self, index: int) -> str | None:
         """The configured search on one subgoal, with the subgoal's check as its verifier."""
-        from .search import SearchContext, make_search
+        from .search import make_search
 
         sub, ex = self.plan.subgoals[index], self.executor
         settings = self.s.config.search.model_copy(update={"max_nodes": self.cfg.max_steps_per_subgoal + 1})
         limits = self.s.config.limits
         remaining_cost = max(0.0, limits.max_cost_usd - ex.cost_usd) if limits.max_cost_usd else 0.0
         checkable = bool(sub.done_check or (sub.done_question and self.s.judge() is not None))
-        sc = SearchContext(
-            model=self.s.model,
-            judge=self.s.judge(),
-            actor=Actor(self.s.toolbox, self.s.ctx, self.s.bus, self.s.gate),
-            ctx=self.s.ctx,
-            workspace=self.s.snapshots,
-            bus=self.s.bus,
-            settings=settings,
-            limits=limits.model_copy(update={"max_cost_usd": remaining_cost}),
-            verify=(lambda: self.subgoal_checks(sub)) if checkable else None,
-            tree_path=self.s.run_dir / f"tree-{index + 1}-{self.revision}.json",
-            task=f"{self.task}\n\nCurrent subgoal: {sub.title}",
+        sc = self.s.search_context(
+            settings,
+            limits.model_copy(update={"max_cost_usd": remaining_cost}),
+            (lambda: self.subgoal_checks(sub)) if checkable else None,
+            self.s.run_dir / f"tree-{index + 1}-{self.revision}.json",
+            f"{self.task}\n\nCurrent subgoal: {sub.title}",
         )
         search = make_search(settings.strategy, sc)
         try:

@@ -6,6 +6,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from branchwise.sandbox.base import ExecResult, Sandbox, SandboxError
 from branchwise.sandbox.safefs import WorkspaceFS
@@ -15,7 +16,7 @@ from branchwise.tools.shell import COMMAND_ENV
 
 from . import version
 from .actor import Actor
-from .config import LoadedConfig
+from .config import LimitsSettings, LoadedConfig, SearchSettings
 from .errors import STATUS_EXIT, BranchwiseError, BudgetExceeded, Completed, EnvironmentProblem, Failed, StopRun
 from .events import Check, CheckResult, EventBus, RunFinished, RunStarted, Usage, Warning
 from .executor import Executor
@@ -25,6 +26,10 @@ from .policy_gate import Approver
 from .prompts import find_instructions, system_prompt
 from .trajectory import TrajectoryWriter, new_run_id, prepare_runs_dir
 from .wiring import EgressRecorder, make_gate
+
+if TYPE_CHECKING:
+    from .search import SearchContext
+    from .search.context import Verify
 
 
 def _git(cwd: Path, *args: str) -> str | None:
@@ -103,10 +108,8 @@ class Session:
         try:
             self.start_snapshot = self.snapshots.snapshot("start")
             self.emit_start(task)
+            # Only the user's own words are trusted: AGENTS.md comes with the repository, like any of its files.
             self.gate.trust(task)
-            instructions = find_instructions(self.workspace, self.config.instructions)
-            if instructions is not None:
-                self.gate.trust(instructions[1])
             if plan_only:
                 self.run_plan_only(task)
             elif self.config.planner.enabled or self.loaded.task.get("plan") is not None:
@@ -210,27 +213,33 @@ class Session:
             tally.steps, tally.usage, tally.cost_usd = executor.steps, executor.usage, executor.cost_usd
             tally.checks = executor.last_checks
 
-    def run_search(self, task: str, tally: _Tally) -> None:
-        """best-of-n or mcts: explore branches from snapshots, verify, leave the workspace on the chosen one."""
-        from .search import SearchContext, make_search
+    def search_context(
+        self, settings: SearchSettings, limits: LimitsSettings, verify: Verify | None, tree_path: Path, task: str
+    ) -> SearchContext:
+        """What a search of this session works with: its model, judge, tools, gate, snapshots and events."""
+        from .search import SearchContext
 
-        settings = self.config.search
-        judge = (
-            None if settings.judge == "off" or (settings.judge == "auto" and _is_scripted(self.model)) else self.model
-        )
-        sc = SearchContext(
+        return SearchContext(
             model=self.model,
-            judge=judge,
+            judge=self.judge(),
             actor=Actor(self.toolbox, self.ctx, self.bus, self.gate),
             ctx=self.ctx,
             workspace=self.snapshots,
             bus=self.bus,
             settings=settings,
-            limits=self.config.limits,
-            verify=self.run_checks if self.config.checks else None,
-            tree_path=self.run_dir / "tree.json",
+            limits=limits,
+            verify=verify,
+            tree_path=tree_path,
             task=task,
         )
+
+    def run_search(self, task: str, tally: _Tally) -> None:
+        """best-of-n or mcts: explore branches from snapshots, verify, leave the workspace on the chosen one."""
+        from .search import make_search
+
+        settings = self.config.search
+        verify = self.run_checks if self.config.checks else None
+        sc = self.search_context(settings, self.config.limits, verify, self.run_dir / "tree.json", task)
         search = make_search(settings.strategy, sc)
         messages = [{"role": "system", "content": self.system_prompt()}, {"role": "user", "content": task}]
         try:
