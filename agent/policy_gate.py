@@ -55,6 +55,8 @@ class PolicyGate:
         if decision.action == "allow" or approved:
             self._follow_into_file(info)
             return None
+        if decision.action == "ask" and self.approver is not None:
+            return f"the user did not approve it ({decision.reason}; rule {decision.rule}); do the task another way"
         if decision.action == "ask":
             return (
                 f"this needs the user's approval ({decision.reason}; rule {decision.rule}) and nobody can approve "
@@ -77,7 +79,7 @@ class PolicyGate:
             self.taint.add_untrusted(text, source)
 
     def trust(self, text: str) -> None:
-        """Text from the user (the task, project instructions): indicators in it do not taint."""
+        """Text from the user (the task): indicators in it do not taint."""
         if self.taint is not None:
             self.taint.add_trusted(text)
 
