@@ -20,6 +20,7 @@ from . import value as V
 from .actions import action_key, alternatives_note, path_observations, short_outcome, summarize
 from .classify import classify_calls
 from .context import Budget, Pending, SearchContext, SearchResult
+from .static import check_python
 from .tree import Node, SearchTree
 
 
@@ -180,7 +181,7 @@ class Search:
             node.replay += [str((c.arguments or {}).get("command", "")) for c in reply.tool_calls if c.name == "shell"]
         if node.kind in ("file", "ephemeral") and node.snapshot != parent.snapshot:
             changed = self.sc.workspace.changed_paths(parent.snapshot, node.snapshot)
-            signals.syntax_errors = self.syntax_errors(changed)
+            self.static_checks(changed, signals)
             if changed and not node.finished and not signals.syntax_errors and self.checks_each_step():
                 self.check_state(node, signals)
         return Pending(node, parent, signals, outcome)
@@ -229,21 +230,16 @@ class Search:
         signals.tests = (previous[0] + passed, previous[1] + failed)
         node.checks = results
 
-    def syntax_errors(self, changed: list[str]) -> list[str]:
-        """Python files this step changed that no longer compile."""
-        errors = []
+    def static_checks(self, changed: list[str], signals: V.Signals) -> None:
+        """Syntax and undefined names in the Python files this step changed (deleted files are skipped)."""
+        sources = {}
         for path in changed:
-            if not path.endswith(".py"):
-                continue
-            try:
-                source = self.sc.ctx.fs.read_bytes(path)
-            except OSError:
-                continue  # deleted
-            try:
-                compile(source, path, "exec", dont_inherit=True)
-            except (SyntaxError, ValueError) as exc:
-                errors.append(f"{path}:{getattr(exc, 'lineno', '?')}: {getattr(exc, 'msg', exc)}")
-        return errors
+            if path.endswith(".py"):
+                try:
+                    sources[path] = self.sc.ctx.fs.read_bytes(path)
+                except OSError:
+                    continue
+        signals.syntax_errors, signals.lint_errors = check_python(sources)
 
     def finish_node(self, node: Node, finish: tuple[ToolCallRecord, Observation], signals: V.Signals) -> None:
         """A finish is verified at once with the task's checks; the verdict is the finish call's result."""

@@ -23,6 +23,7 @@ _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 MINOR_FAILURE, MAJOR_FAILURE = 0.375, 0.25
 SYNTAX_ERROR = 0.1
 LOOP_PENALTY = 0.125
+LINT_PENALTY = 0.2
 
 
 @dataclass
@@ -35,6 +36,8 @@ class Signals:
     tests: tuple[int, int] | None = None
     """(passed, failed) parsed from test output the agent produced in this step."""
     syntax_errors: list[str] = field(default_factory=list)
+    lint_errors: list[str] = field(default_factory=list)
+    """Undefined names in the Python files the step changed (pyflakes)."""
     checks: list[CheckResult] | None = None
     repeated: bool = False
     """The same action with the same observation already happened on this path (a loop)."""
@@ -49,6 +52,7 @@ class Signals:
             "refused": self.refused,
             "nonzero_exits": self.nonzero_exits,
             "syntax_errors": self.syntax_errors,
+            "lint_errors": self.lint_errors,
             "repeated": self.repeated,
         }
         if self.tests is not None:
@@ -104,6 +108,8 @@ def blend(signals: Signals, judge: float | None, *, finished: bool, previous_tes
         reward = 0.5 if judge is None else judge
     if signals.repeated:
         reward -= LOOP_PENALTY
+    if signals.lint_errors:
+        reward -= LINT_PENALTY
     return round(min(1.0, max(0.0, reward)), 4)
 
 

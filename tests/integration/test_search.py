@@ -175,3 +175,15 @@ def test_search_runs_are_replayable(cli, example_repo, tmp_path, strategy):
     replay = cli("replay", run_id, cwd=example_repo)
     assert replay.returncode == 0, replay.stdout + replay.stderr
     assert "observations match" in replay.stdout
+
+
+def test_an_edit_with_an_undefined_name_is_flagged_and_penalised(cli, example_repo, tmp_path):
+    typo = edit(BUGGY, "(ordered[midle - 1] + ordered[middle])")
+    script = write_script(tmp_path / "r.yaml", [typo, RIGHT, finish("fixed")])
+    res = cli("run", "x", "-m", f"scripted:{script}", "--check", CHECK, "--search", "mcts", "-o", "json",
+              cwd=example_repo, env={"BRANCHWISE_SEARCH_BRANCHING": "1"})  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    tree = tree_of(example_repo, json.loads(res.stdout)["run_id"])
+    flagged = tree.nodes[1]
+    assert flagged.signals["lint_errors"] == ["calc/stats.py:19: undefined name 'midle'"]
+    assert flagged.reward < tree.nodes[0].reward  # 4 of 5 tests still pass, but the typo costs it the lead
