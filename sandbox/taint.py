@@ -169,7 +169,3 @@ class TaintTracker:
                 base = posixpath.basename(token)  # may be a glob: `sh tools/*.sh`
                 found.update(name for name in self._written if fnmatch.fnmatchcase(name, base))
         return found
-
-    def to_dict(self) -> dict[str, object]:
-        """A summary for the trajectory."""
-        return {"untrusted_indicators": len(self._untrusted), "trusted_indicators": len(self._trusted)}
