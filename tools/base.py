@@ -84,9 +84,11 @@ class ToolBox:
 
     def __init__(self, tools: list[Tool]) -> None:
         self.tools = {tool.name: tool for tool in tools}
+        # Built once: every model call sends them, and pydantic is slow to generate them.
+        self._schemas = [tool.schema() for tool in tools]
 
     def schemas(self) -> list[dict[str, Any]]:
-        return [tool.schema() for tool in self.tools.values()]
+        return self._schemas
 
     def get(self, name: str) -> Tool:
         tool = self.tools.get(name)

@@ -25,18 +25,6 @@ TEMPERATURE = 0.7
 CALLS_PER_ATTEMPT = 10
 
 
-class SimToolBox(ToolBox):
-    """The real tools; their schemas are built once, because pydantic rebuilding them per call is most of the
-    benchmark's run time (they are the same every call; the simulated policy does not read them anyway)."""
-
-    def __init__(self) -> None:
-        super().__init__(default_tools())
-        self._schemas = super().schemas()
-
-    def schemas(self) -> list[dict[str, Any]]:
-        return self._schemas
-
-
 @dataclass
 class Outcome:
     """How one run went, judged against the hidden truth."""
@@ -94,7 +82,7 @@ def run_task(
 def _run_plain(rig: Rig, prompt: str, budget: int) -> str:
     """The plain loop (strategy none): its step limit is the call budget; it has no judge."""
     limits = LimitsSettings(max_steps=budget)
-    toolbox = SimToolBox()
+    toolbox = ToolBox(default_tools())
     executor = Executor(
         rig.policy, toolbox, rig.ctx, EventBus(), limits, temperature=TEMPERATURE, run_checks=rig.verify
     )
@@ -117,7 +105,7 @@ def _run_search(rig: Rig, strategy: str, prompt: str, budget: int, search: dict[
         **search,
     )
     bus = EventBus()
-    toolbox = SimToolBox()
+    toolbox = ToolBox(default_tools())
     sc = SearchContext(
         model=rig.policy,
         judge=rig.judge,
