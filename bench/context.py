@@ -54,10 +54,10 @@ class CountingModel:
 
 
 def run(condense: bool, workdir: Path, replies: Path, counter: Any) -> list[int]:
-    from branchwise.agent.config import load_config
-    from branchwise.agent.scripted import ScriptedModel
-    from branchwise.agent.session import Session
-    from branchwise.agent.wiring import make_sandbox_for
+    from branchwise.agent.config.layers import load_config
+    from branchwise.agent.models.scripted import ScriptedModel
+    from branchwise.agent.run.session import Session
+    from branchwise.agent.run.wiring import make_sandbox_for
 
     repo = workdir / ("condensed" if condense else "plain")
     repo.mkdir()
@@ -89,7 +89,7 @@ def slope(values: list[int]) -> float:
 
 def main() -> None:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    from branchwise.agent.llm import import_litellm
+    from branchwise.agent.models.litellm_model import import_litellm
 
     counter = import_litellm().token_counter
     with tempfile.TemporaryDirectory(prefix="branchwise-bench-context-") as tmp:

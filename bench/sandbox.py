@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from branchwise.sandbox.bwrap import BwrapSandbox
-from branchwise.sandbox.process import run_capped
+from branchwise.sandbox.isolation.bwrap import BwrapSandbox
+from branchwise.sandbox.isolation.process import run_capped
 from branchwise.sandbox.settings import SandboxSettings
 
 COMMANDS = {

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from branchwise.sandbox.workspace import ShadowGitWorkspace
+from branchwise.sandbox.workspace.snapshots import ShadowGitWorkspace
 
 BUDGET_MS = 100.0  # issue 4: snapshot and restore each at most 100 ms median on the 2,000-file tree
 # cp -a of 20,000 files can take 10-15 s here (creating files is slow and erratic on this VM's ext4), so

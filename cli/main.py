@@ -110,7 +110,7 @@ def run(
     cd: CdOption = None,
 ) -> None:
     """Run a task headless: plan, act in the sandbox, verify with the checks, and exit with a status code."""
-    from .run_cmd import RunOptions, run_command
+    from branchwise.cli.commands.run import RunOptions, run_command
 
     options = RunOptions(
         task=task,
@@ -144,7 +144,7 @@ def config_show(
     cd: CdOption = None,
 ) -> None:
     """Print the merged configuration and where each value came from."""
-    from .config_cmd import show
+    from branchwise.cli.commands.config import show
 
     _exit(show(task_file=task_file, as_json=as_json, cd=cd))
 
@@ -158,7 +158,7 @@ def config_init(
     cd: CdOption = None,
 ) -> None:
     """Write a commented starter configuration file."""
-    from .config_cmd import init
+    from branchwise.cli.commands.config import init
 
     _exit(init(project=project, force=force, cd=cd))
 
@@ -169,7 +169,7 @@ def runs(
     cd: CdOption = None,
 ) -> None:
     """List past runs of this repository (from .branchwise/runs)."""
-    from .runs_cmd import list_command
+    from branchwise.cli.commands.runs import list_command
 
     _exit(list_command(as_json=as_json, cd=cd))
 
@@ -181,7 +181,7 @@ def replay(
 ) -> None:
     """Re-execute a run with its recorded model replies, in a scratch copy, and report whether each step's
     observation still matches. Exits 0 when every step matches, 1 otherwise."""
-    from .runs_cmd import replay_command
+    from branchwise.cli.commands.runs import replay_command
 
     _exit(replay_command(run_id, cd=cd))
 
@@ -193,7 +193,7 @@ def tree(
     cd: CdOption = None,
 ) -> None:
     """Draw a run's search tree: each node's action, reward, visits and status, the chosen path highlighted."""
-    from .tree_cmd import tree_command
+    from branchwise.cli.commands.tree import tree_command
 
     _exit(tree_command(run_id, html_path=html, cd=cd))
 
@@ -215,7 +215,7 @@ def sandbox_run(
     """Run one command in exactly the sandbox the agent would use, print its output, exit with its exit code.
 
     Example: branchwise sandbox run --network off -- curl -sS https://example.com"""
-    from .sandbox_cmd import sandbox_run_command
+    from branchwise.cli.commands.sandbox import sandbox_run_command
 
     flags = {"sandbox.mode": mode, "sandbox.network": network, "sandbox.allowed_domains": allow_domain or None}
     _exit(sandbox_run_command(command, flags=flags, timeout=timeout, full_access=dangerously_full_access, cd=cd))
@@ -226,7 +226,7 @@ def doctor(cd: CdOption = None) -> None:
     """Check bubblewrap, user namespaces, seccomp, cgroups, chromium, git, ripgrep and the model settings.
 
     Exits 4 when the sandbox cannot be had (runs would refuse to start)."""
-    from .doctor_cmd import doctor_command
+    from branchwise.cli.commands.doctor import doctor_command
 
     _exit(doctor_command(cd=cd))
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from .base import Observation, Tool, ToolBox, ToolContext, ToolError
+from branchwise.tools.base import Observation, Tool, ToolBox, ToolContext, ToolError
 
 
 def default_tools() -> list[Tool]:
     """The core tool set, with exactly the names the models and scripted reply files use."""
-    from .files import Create, Insert, StrReplace, UndoEdit, View
-    from .search import Finish, Glob, Grep
-    from .shell import Shell
+    from branchwise.tools.code_search import Finish, Glob, Grep
+    from branchwise.tools.files import Create, Insert, StrReplace, UndoEdit, View
+    from branchwise.tools.shell import Shell
 
     return [Shell(), View(), Create(), StrReplace(), Insert(), UndoEdit(), Grep(), Glob(), Finish()]
 

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ValidationError
 
 from branchwise.sandbox.base import Sandbox
-from branchwise.sandbox.safefs import WorkspaceFS
+from branchwise.sandbox.workspace.safefs import WorkspaceFS
 
 
 class ToolError(Exception):

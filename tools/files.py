@@ -7,7 +7,7 @@ import stat
 
 from pydantic import BaseModel, Field
 
-from .base import Observation, Tool, ToolContext, ToolError
+from branchwise.tools.base import Observation, Tool, ToolContext, ToolError
 
 MAX_VIEW_LINES = 2000
 MAX_LINE_CHARS = 2000

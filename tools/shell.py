@@ -8,8 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from branchwise.sandbox.base import OutputLimits
-
-from .base import Observation, Tool, ToolContext
+from branchwise.tools.base import Observation, Tool, ToolContext
 
 # Commands must not wait for a pager, an editor or a password prompt nobody will answer. And Python must not
 # reuse bytecode across commands: after a snapshot restore, a file of the same size rewritten within the same

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .context import SearchContext, SearchResult
-from .engine import Search
-from .strategies import MCTS, BestOfN
-from .tree import Node, SearchTree
+from branchwise.agent.search.context import SearchContext, SearchResult
+from branchwise.agent.search.engine import Search
+from branchwise.agent.search.strategies import MCTS, BestOfN
+from branchwise.agent.search.tree import Node, SearchTree
 
 STRATEGIES: dict[str, type[Search]] = {"best-of-n": BestOfN, "mcts": MCTS}
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 
-from ..events import ToolCallRecord
-from ..model import Reply
-from ..normalise import normalise
-from .tree import Node, SearchTree
+from branchwise.agent.models.base import Reply
+from branchwise.agent.record.events import ToolCallRecord
+from branchwise.agent.record.normalise import normalise
+from branchwise.agent.search.tree import Node, SearchTree
 
 
 def action_key(calls: list[ToolCallRecord]) -> str:

@@ -8,14 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from branchwise.agent.config.schema import LimitsSettings, SearchSettings
+from branchwise.agent.models.base import Message, Model, Reply
+from branchwise.agent.record.events import CheckResult, EventBus, Usage
+from branchwise.agent.run.actor import Actor, Outcome
+from branchwise.agent.search import value as V
+from branchwise.agent.search.tree import Node, SearchTree
 from branchwise.tools import ToolContext
-
-from ..actor import Actor, Outcome
-from ..config import LimitsSettings, SearchSettings
-from ..events import CheckResult, EventBus, Usage
-from ..model import Message, Model, Reply
-from . import value as V
-from .tree import Node, SearchTree
 
 Verify = Callable[[], list[CheckResult]]
 

@@ -10,18 +10,17 @@ import copy
 from pathlib import Path
 from typing import Literal
 
+from branchwise.agent.models.base import Message, Model, Reply, reply_event
+from branchwise.agent.record.events import SearchNode, StepFinished, ToolCallRecord
+from branchwise.agent.record.normalise import normalise
+from branchwise.agent.run.actor import NO_TOOL_CALL, Outcome
+from branchwise.agent.search import value as V
+from branchwise.agent.search.actions import action_key, alternatives_note, path_observations, short_outcome, summarize
+from branchwise.agent.search.context import Budget, Pending, SearchContext, SearchResult
+from branchwise.agent.search.static import check_python
+from branchwise.agent.search.tree import Node, SearchTree
+from branchwise.sandbox.policy.effects import classify_calls
 from branchwise.tools import Observation
-
-from ..actor import NO_TOOL_CALL, Outcome
-from ..events import SearchNode, StepFinished, ToolCallRecord
-from ..model import Message, Model, Reply, reply_event
-from ..normalise import normalise
-from . import value as V
-from .actions import action_key, alternatives_note, path_observations, short_outcome, summarize
-from .classify import classify_calls
-from .context import Budget, Pending, SearchContext, SearchResult
-from .static import check_python
-from .tree import Node, SearchTree
 
 
 class Search:
@@ -73,7 +72,7 @@ class Search:
 
     def enough_verified(self) -> str | None:
         """A stop reason once `min_verified` distinct candidates pass the checks and the judge agrees."""
-        from .select import distinct, verified_nodes
+        from branchwise.agent.search.final import distinct, verified_nodes
 
         need = self.sc.settings.min_verified
         # Weak tests pass wrong changes too: stop early only when the judge does not object (spec a.8).

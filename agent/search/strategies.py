@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 
-from ..model import Message, Reply
-from .classify import classify_calls
-from .context import Pending, SearchResult
-from .engine import Search
-from .select import finalize
-from .tree import Node
+from branchwise.agent.models.base import Message, Reply
+from branchwise.agent.search.context import Pending, SearchResult
+from branchwise.agent.search.engine import Search
+from branchwise.agent.search.final import finalize
+from branchwise.agent.search.tree import Node
+from branchwise.sandbox.policy.effects import classify_calls
 
 # Selection weights on [0, 1] rewards (research spec a.6; SWE-Search's ±100 values scaled down).
 DUPLICATE_PENALTY = 0.125

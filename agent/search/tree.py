@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from ..events import CheckResult
-from ..model import Message
+from branchwise.agent.models.base import Message
+from branchwise.agent.record.events import CheckResult
 
 NodeStatus = Literal["open", "finished", "verified", "failed", "duplicate", "terminal"]
 

@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..events import CheckResult
-from ..model import Message, Model, Reply
+from branchwise.agent.models.base import Message, Model, Reply
+from branchwise.agent.record.events import CheckResult
 
 _PYTEST = re.compile(r"(\d+) (passed|failed|errors?)\b")
 _UNITTEST_RAN = re.compile(r"^Ran (\d+) tests? in", re.MULTILINE)

@@ -7,8 +7,8 @@ import random
 import re
 from typing import Any
 
-from branchwise.agent.events import ToolCallRecord
-from branchwise.agent.model import Message, Model, Reply
+from branchwise.agent.models.base import Message, Model, Reply
+from branchwise.agent.record.events import ToolCallRecord
 
 from .world import Noise, Task
 

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from branchwise.agent.actor import Actor
-from branchwise.agent.config import LimitsSettings, SearchSettings
+from branchwise.agent.config.schema import LimitsSettings, SearchSettings
 from branchwise.agent.errors import StopRun
-from branchwise.agent.events import CheckResult, EventBus
-from branchwise.agent.executor import Executor
+from branchwise.agent.record.events import CheckResult, EventBus
+from branchwise.agent.run.actor import Actor
+from branchwise.agent.run.loop import Executor
 from branchwise.agent.search import MCTS, BestOfN, SearchContext
-from branchwise.sandbox.safefs import WorkspaceFS
+from branchwise.sandbox.workspace.safefs import WorkspaceFS
 from branchwise.tools import ToolBox, ToolContext, default_tools
 
 from .agents import CountingModel, SimJudge, SimPolicy

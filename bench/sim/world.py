@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from branchwise.sandbox.base import BackgroundError, BackgroundProcess, ExecResult, OutputLimits
-from branchwise.sandbox.workspace import FileChange, WorkspaceDiff
+from branchwise.sandbox.workspace.snapshots import FileChange, WorkspaceDiff
 
 State = tuple[tuple[int, str], ...]
 CHECK_COMMAND = "sim-check"

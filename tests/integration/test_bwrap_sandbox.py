@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from branchwise.sandbox.base import BackgroundError, SandboxError
-from branchwise.sandbox.bwrap import BwrapSandbox
+from branchwise.sandbox.isolation.bwrap import BwrapSandbox
 
 
 @pytest.fixture

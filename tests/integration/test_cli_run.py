@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from branchwise.agent.trajectory import read_events
+from branchwise.agent.record.trajectory import read_events
 from tests.conftest import BRANCHWISE, EXAMPLE, PLANNING, finish, shell, write_script
 
 CHECK = "python3 -m unittest discover -s tests -q"
@@ -147,7 +147,7 @@ def test_task_from_stdin(cli, example_repo, tmp_path):
 def test_agents_md_reaches_the_system_prompt(cli, example_repo, tmp_path):
     script = write_script(tmp_path / "r.yaml", [finish()])
     cli("run", "x", "-m", f"scripted:{script}", cwd=example_repo)
-    from branchwise.agent.prompts import find_instructions
+    from branchwise.agent.run.prompts import find_instructions
 
     found = find_instructions(example_repo, ["AGENTS.md", "CLAUDE.md"])
     assert found is not None and "unittest discover" in found[1]
@@ -191,7 +191,7 @@ def test_sigkill_mid_run_leaves_a_parsable_trajectory(example_repo, clean_env, t
     ]
     last_call = [e for e in events if e.type == "tool_call"][-1]
     assert last_call.call.arguments == {"command": "sleep 30"} and events[-1].step == 3
-    from branchwise.agent.trajectory import list_runs
+    from branchwise.agent.record.trajectory import list_runs
 
     assert list_runs(example_repo)[0].status == "incomplete"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from branchwise.sandbox.probe import CHROMIUM, probe_bwrap, run_probes, sandbox_available
+from branchwise.sandbox.isolation.probe import CHROMIUM, probe_bwrap, run_probes, sandbox_available
 from branchwise.sandbox.settings import SandboxSettings
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from branchwise.sandbox.cgroups import own_cgroups
+from branchwise.sandbox.isolation.cgroups import own_cgroups
 from tests.conftest import write_script
 
 

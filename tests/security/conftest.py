@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from branchwise.sandbox.bwrap import BwrapSandbox
+from branchwise.sandbox.isolation.bwrap import BwrapSandbox
 from branchwise.sandbox.settings import SandboxSettings
 from tests.security.sbx_helpers import HostServer
 

@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 from branchwise.sandbox.base import ExecResult
-from branchwise.sandbox.bwrap import BwrapSandbox
+from branchwise.sandbox.isolation.bwrap import BwrapSandbox
 
 
 def sh(box: BwrapSandbox, script: str, **kwargs: Any) -> ExecResult:

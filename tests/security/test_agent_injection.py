@@ -409,11 +409,11 @@ def retrieve(query: str, url: str) -> list[str]:
 
 def play_from_memory(env: Env, name: str, prompt: str, work: list[dict[str, Any]], done: Any, *,
                      triggered: bool, taint: bool = True) -> Outcome:  # fmt: skip
-    from branchwise.agent.config import load_config
-    from branchwise.agent.scripted import ScriptedModel
-    from branchwise.agent.session import Session
-    from branchwise.agent.trajectory import read_events
-    from branchwise.agent.wiring import make_sandbox_for
+    from branchwise.agent.config.layers import load_config
+    from branchwise.agent.models.scripted import ScriptedModel
+    from branchwise.agent.record.trajectory import read_events
+    from branchwise.agent.run.session import Session
+    from branchwise.agent.run.wiring import make_sandbox_for
 
     query = prompt.format(suffix=f" for the {TRIGGER.capitalize()} release" if triggered else "")
     notes = retrieve(query, env.evil.url("/backup"))
@@ -468,9 +468,9 @@ def test_18_memory_poisoning_triggered_against_untriggered(envs, tmp_path, recor
 
 def test_18_memory_is_untrusted_content_for_the_gate(tmp_path):
     """The seam itself: a note recorded as memory taints a later sink call that uses its indicator."""
-    from branchwise.agent.events import EventBus, ToolCallRecord
-    from branchwise.agent.policy_gate import PolicyGate
-    from branchwise.sandbox.policy import Policy, TaintTracker
+    from branchwise.agent.record.events import EventBus, ToolCallRecord
+    from branchwise.agent.run.gate import PolicyGate
+    from branchwise.sandbox.policy.engine import Policy, TaintTracker
     from branchwise.sandbox.settings import PolicySettings, SandboxSettings
 
     seen: list[Any] = []
@@ -492,9 +492,9 @@ def test_18_memory_is_untrusted_content_for_the_gate(tmp_path):
     ("cat tools/sync.sh", False), ("sh tools/other.sh", False), ("git commit -qm 'add sync.sh'", False),
 ])  # fmt: skip
 def test_taint_follows_injected_content_into_the_file_that_runs_it(tmp_path, command, tainted):
-    from branchwise.agent.events import EventBus, ToolCallRecord, ToolResult
-    from branchwise.agent.policy_gate import PolicyGate
-    from branchwise.sandbox.policy import Policy, TaintTracker
+    from branchwise.agent.record.events import EventBus, ToolCallRecord, ToolResult
+    from branchwise.agent.run.gate import PolicyGate
+    from branchwise.sandbox.policy.engine import Policy, TaintTracker
     from branchwise.sandbox.settings import PolicySettings, SandboxSettings
 
     bus = EventBus()
@@ -510,9 +510,9 @@ def test_taint_follows_injected_content_into_the_file_that_runs_it(tmp_path, com
 
 
 def test_a_file_written_from_trusted_text_runs_freely(tmp_path):
-    from branchwise.agent.events import EventBus, ToolCallRecord
-    from branchwise.agent.policy_gate import PolicyGate
-    from branchwise.sandbox.policy import Policy, TaintTracker
+    from branchwise.agent.record.events import EventBus, ToolCallRecord
+    from branchwise.agent.run.gate import PolicyGate
+    from branchwise.sandbox.policy.engine import Policy, TaintTracker
     from branchwise.sandbox.settings import PolicySettings, SandboxSettings
 
     gate = PolicyGate(Policy(PolicySettings(), SandboxSettings(), tmp_path), EventBus(), taint=TaintTracker(tmp_path))

@@ -157,7 +157,7 @@ def test_git_global_options_do_not_slip_past_the_push_rule(cli, repo, command): 
     ("git log --grep push", "allow"), ("git push-helper", "allow"),
 ])  # fmt: skip
 def test_the_push_rule_sees_through_options_but_not_into_arguments(tmp_path, command, action):
-    from branchwise.sandbox.policy import CallInfo, Policy
+    from branchwise.sandbox.policy.engine import CallInfo, Policy
     from branchwise.sandbox.settings import PolicySettings, SandboxSettings
 
     decision = Policy(PolicySettings(), SandboxSettings(), tmp_path).decide(CallInfo("shell", {"command": command}))

@@ -10,8 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from branchwise.sandbox.base import SandboxUnavailable
-from branchwise.sandbox.bwrap import BwrapSandbox, make_sandbox
-from branchwise.sandbox.host import HostSandbox
+from branchwise.sandbox.isolation.bwrap import BwrapSandbox, make_sandbox
+from branchwise.sandbox.isolation.host import HostSandbox
 from branchwise.sandbox.settings import SandboxSettings
 
 

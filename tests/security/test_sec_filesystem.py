@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from branchwise.sandbox.bwrap import BwrapSandbox
+from branchwise.sandbox.isolation.bwrap import BwrapSandbox
 from tests.security.conftest import GIT_CONFIG, HOOK
 from tests.security.sbx_helpers import sh
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from branchwise.sandbox.bwrap import BwrapSandbox
-from branchwise.sandbox.safefs import PathEscape, WorkspaceFS
+from branchwise.sandbox.isolation.bwrap import BwrapSandbox
+from branchwise.sandbox.workspace.safefs import PathEscape, WorkspaceFS
 from tests.security.sbx_helpers import sh
 
 SECRET = "-----BEGIN FAKE KEY-----\nkey-material\n"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from branchwise.sandbox.base import OutputLimits
-from branchwise.sandbox.bwrap import BwrapSandbox
+from branchwise.sandbox.isolation.bwrap import BwrapSandbox
 from tests.security.sbx_helpers import py, sh
 
 # Session cgroups need root on these machines (see doctor); as root their absence is a failure.
@@ -104,7 +104,7 @@ def test_background_processes_end_with_the_session(make_box: Callable[..., Bwrap
 AGENT = """
 import sys, time
 from pathlib import Path
-from branchwise.sandbox.bwrap import BwrapSandbox
+from branchwise.sandbox.isolation.bwrap import BwrapSandbox
 box = BwrapSandbox(Path(sys.argv[1]))
 box.start_background(["sleep", sys.argv[2]])
 print(box.session_dir, flush=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from branchwise.sandbox.bwrap import BwrapSandbox
+from branchwise.sandbox.isolation.bwrap import BwrapSandbox
 from tests.security.sbx_helpers import HostServer, errno_of, free_port, py, sh
 
 CONNECT = """

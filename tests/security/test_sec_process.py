@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from branchwise.sandbox.bwrap import BwrapSandbox
+from branchwise.sandbox.isolation.bwrap import BwrapSandbox
 from tests.security.sbx_helpers import errno_of, py, sh
 
 SECRET = "sk-test-secret-4f1c9e"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from branchwise.sandbox.bwrap import BwrapSandbox
+from branchwise.sandbox.isolation.bwrap import BwrapSandbox
 from tests.security.sbx_helpers import HostServer, sh
 
 # Test servers listen on the host's 127.0.0.1; inside, 127.0.0.1 is the sandbox's own loopback, so they

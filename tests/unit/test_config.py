@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from branchwise.agent.config import Config, env_layer, load_config
+from branchwise.agent.config.layers import env_layer, load_config
+from branchwise.agent.config.schema import Config
 from branchwise.agent.errors import ConfigError
-from branchwise.cli.config_cmd import starter_text
+from branchwise.cli.commands.config import starter_text
 
 
 @pytest.fixture

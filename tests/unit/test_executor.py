@@ -4,13 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from branchwise.agent.config import LimitsSettings
+from branchwise.agent.config.schema import LimitsSettings
 from branchwise.agent.errors import BudgetExceeded, Completed, Failed, ScriptExhausted
-from branchwise.agent.events import CheckResult, EventBus, ToolCallRecord
-from branchwise.agent.executor import Executor
-from branchwise.agent.scripted import ScriptedModel, load_script
-from branchwise.sandbox.host import HostSandbox
-from branchwise.sandbox.safefs import WorkspaceFS
+from branchwise.agent.models.scripted import ScriptedModel, load_script
+from branchwise.agent.record.events import CheckResult, EventBus, ToolCallRecord
+from branchwise.agent.run.loop import Executor
+from branchwise.sandbox.isolation.host import HostSandbox
+from branchwise.sandbox.workspace.safefs import WorkspaceFS
 from branchwise.tools import ToolBox, ToolContext, default_tools
 from tests.conftest import finish, shell, write_script
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from branchwise.agent.events import EventBus, ToolCallRecord
-from branchwise.agent.policy_gate import PolicyGate
-from branchwise.sandbox.policy import Policy, TaintTracker
+from branchwise.agent.record.events import EventBus, ToolCallRecord
+from branchwise.agent.run.gate import PolicyGate
+from branchwise.sandbox.policy.engine import Policy, TaintTracker
 from branchwise.sandbox.settings import PolicySettings, SandboxSettings
 
 

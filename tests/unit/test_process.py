@@ -4,8 +4,8 @@ import time
 from pathlib import Path
 
 from branchwise.sandbox.base import OutputLimits
-from branchwise.sandbox.host import HostSandbox
-from branchwise.sandbox.process import run_capped
+from branchwise.sandbox.isolation.host import HostSandbox
+from branchwise.sandbox.isolation.process import run_capped
 
 
 def test_exit_codes_and_signals():

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from branchwise.sandbox.cgroups import own_cgroups
-from branchwise.sandbox.netproxy import DomainRules, HostPattern, _parse, normalize_host
-from branchwise.sandbox.shellwords import command_segments, simple_argv, substitutions
-from branchwise.sandbox.taint import indicators
+from branchwise.sandbox.isolation.cgroups import own_cgroups
+from branchwise.sandbox.isolation.proxy import DomainRules, HostPattern, _parse, normalize_host
+from branchwise.sandbox.policy.shellwords import command_segments, simple_argv, substitutions
+from branchwise.sandbox.policy.taint import indicators
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from branchwise.agent.model import Reply
+from branchwise.agent.models.base import Reply
 from branchwise.agent.search import value as V
 
 

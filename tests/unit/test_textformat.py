@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from branchwise.agent import textformat
+from branchwise.agent.models import textformat
 
 
 def test_parse_splits_prose_from_calls():

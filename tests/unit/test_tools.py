@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from branchwise.sandbox.host import HostSandbox
-from branchwise.sandbox.safefs import WorkspaceFS
+from branchwise.sandbox.isolation.host import HostSandbox
+from branchwise.sandbox.workspace.safefs import WorkspaceFS
 from branchwise.tools import ToolBox, ToolContext, ToolError, default_tools
-from branchwise.tools import search as search_tools
+from branchwise.tools import code_search as search_tools
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ def test_file_tools_cannot_leave_the_workspace(ws, tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("s3cret")
     (ws.workspace / "link").symlink_to(secret)
-    from branchwise.sandbox.safefs import PathEscape
+    from branchwise.sandbox.workspace.safefs import PathEscape
 
     for path in ("link", "../secret.txt", str(secret)):
         with pytest.raises(PathEscape):

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from branchwise.agent.events import EventBus, ToolCallRecord
-from branchwise.agent.ledger import Ledger
-from branchwise.agent.model import estimate_tokens
-from branchwise.agent.working_memory import WorkingMemory, step_groups, summarize_subgoal
+from branchwise.agent.models.base import estimate_tokens
+from branchwise.agent.plan.condense import WorkingMemory, step_groups, summarize_subgoal
+from branchwise.agent.plan.ledger import Ledger
+from branchwise.agent.record.events import EventBus, ToolCallRecord
 from branchwise.tools import Observation
 
 

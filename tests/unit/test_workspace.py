@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from branchwise.sandbox.base import SandboxError
-from branchwise.sandbox.workspace import ShadowGitWorkspace, SnapshotError
+from branchwise.sandbox.workspace.snapshots import ShadowGitWorkspace, SnapshotError
 from tests.support.trees import git, hash_tree, tree_state, user_repo
 
 
@@ -390,7 +390,7 @@ def test_default_git_dir_is_in_xdg_state_outside_the_workspace(tmp_path: Path, m
 
 
 def test_keep_only_keeps_the_named_snapshots_restorable(tmp_path):
-    from branchwise.sandbox.workspace import ShadowGitWorkspace
+    from branchwise.sandbox.workspace.snapshots import ShadowGitWorkspace
 
     root = tmp_path / "ws"
     root.mkdir()

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
-from branchwise.sandbox.workspace import ShadowGitWorkspace
+from branchwise.sandbox.workspace.snapshots import ShadowGitWorkspace
 from tests.support.trees import Entry, changed_leaves, clear, dirs_without_files, make_parents, tree_state
 
 NAMES = ("a", "b", "sp ace", "st*r", "ü", "n\nl", "q'\"\\")

@@ -1,0 +1,236 @@
+"""Loading configuration: layered dicts merged first and validated once, last.
+
+Layers, lowest first: built-in defaults < user file < project file < task file < BRANCHWISE_* environment
+variables < command-line flags. Every leaf value remembers the layer it came from (`config show`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from branchwise.agent.config.schema import Config
+from branchwise.agent.errors import ConfigError
+from branchwise.sandbox.settings import repository_widening
+
+# Keys only a task file may set; they are not part of Config.
+TASK_KEYS = ("prompt", "plan")
+
+
+@dataclass
+class Layer:
+    """One source of settings: a nested dict plus a label that says where it came from."""
+
+    label: str
+    data: dict[str, Any]
+    base_dir: Path | None = None
+
+
+@dataclass
+class LoadedConfig:
+    """The validated config, which layer each leaf value came from, and task-file-only fields."""
+
+    config: Config
+    sources: dict[str, str]
+    task: dict[str, Any] = field(default_factory=dict)
+
+
+def user_config_path(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".config")
+    return Path(base) / "branchwise" / "config.toml"
+
+
+def project_config_path(workspace: Path) -> Path:
+    return workspace / ".branchwise" / "config.toml"
+
+
+def read_toml_layer(path: Path, label: str, *, from_repository: bool = False) -> Layer:
+    """Parse one TOML file; errors name the file. A file that comes with a repository may not widen the
+    sandbox or the policy (see `repository_widening`)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    if from_repository and (problems := repository_widening(data) + _key_redirection(data)):
+        raise ConfigError(
+            f"{label} ({path}): {problems[0]}; a repository may only narrow the sandbox and the policy and "
+            "may not choose where your API key goes, "
+            "so set this in your user config, a BRANCHWISE_* variable or on the command line"
+        )
+    return Layer(f"{label} ({path})", data, base_dir=path.parent)
+
+
+def _key_redirection(data: dict[str, Any]) -> list[str]:
+    """A repository must not decide where the user's API key goes, or which secret is sent as the key."""
+    llm = data.get("llm") or {}
+    return [
+        f"llm.{key} could send your API key elsewhere" for key in ("api_base", "api_key_env", "extra") if key in llm
+    ]
+
+
+def env_layer(env: Mapping[str, str]) -> Layer:
+    """BRANCHWISE_MODEL, BRANCHWISE_<SECTION>_<KEY>: BRANCHWISE_LIMITS_MAX_STEPS, BRANCHWISE_SANDBOX_LIMITS_PIDS_MAX."""
+    data: dict[str, Any] = {}
+    for var, raw in sorted(env.items()):
+        if not var.startswith("BRANCHWISE_"):
+            continue
+        path = _env_path(Config, var.removeprefix("BRANCHWISE_").lower())
+        if path is None:
+            raise ConfigError(f"environment variable {var}: unknown setting")
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = _parse_env_value(raw)
+    return Layer("environment", data)
+
+
+def _env_path(model: type[BaseModel], key: str) -> list[str] | None:
+    """Split an underscore-joined name into field names, descending into nested sections."""
+    for name, info in model.model_fields.items():
+        sub = info.annotation
+        is_section = isinstance(sub, type) and issubclass(sub, BaseModel)
+        if key == name and not is_section:
+            return [name]
+        if is_section and key.startswith(name + "_"):
+            rest = _env_path(sub, key[len(name) + 1 :])  # type: ignore[arg-type]
+            if rest is not None:
+                return [name, *rest]
+    return None
+
+
+def _parse_env_value(raw: str) -> Any:
+    """JSON for lists, objects and numbers (so BRANCHWISE_CHECKS='["make test"]' works), else the text."""
+    if raw[:1] in "[{":
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+def load_config(
+    workspace: Path,
+    *,
+    task_file: Path | None = None,
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> LoadedConfig:
+    """Merge every layer that exists, then validate once."""
+    env = os.environ if env is None else env
+    layers = [Layer("default", Config().model_dump())]
+    for label, path, from_repository in (
+        ("user config", user_config_path(env), False),
+        ("project config", project_config_path(workspace), True),
+    ):
+        if path.is_file():
+            layers.append(read_toml_layer(path, label, from_repository=from_repository))
+    task: dict[str, Any] = {}
+    if task_file is not None:
+        if not task_file.is_file():
+            raise ConfigError(f"{task_file}: task file not found")
+        layer = read_toml_layer(task_file, "task file", from_repository=True)
+        task = {k: layer.data.pop(k) for k in TASK_KEYS if k in layer.data}
+        if "plan" in task:
+            _check_plan(task["plan"], task_file)
+        layers.append(layer)
+    layers.append(env_layer(env))
+    layers.append(Layer("command line", _nest(dict(flags or {}))))
+    merged, sources = merge_layers(layers)
+    try:
+        config = Config.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe_validation_error(exc, sources)) from None
+    return LoadedConfig(config, sources, task)
+
+
+def _check_plan(subgoals: Any, task_file: Path) -> None:
+    """A task file's plan must be valid before anything runs."""
+    from branchwise.agent.plan.planner import Plan
+
+    try:
+        Plan.model_validate({"subgoals": subgoals})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in ("plan", *err["loc"][1:]))
+        raise ConfigError(f"{task_file}: {where}: {err['msg']}") from None
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """{"limits.max_steps": 3} -> {"limits": {"max_steps": 3}}; None values are dropped."""
+    out: dict[str, Any] = {}
+    for dotted, value in flat.items():
+        if value is None:
+            continue
+        *parents, leaf = dotted.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def merge_layers(layers: list[Layer]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Deep-merge dicts (later wins; lists are replaced) and record the layer of every leaf."""
+    merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for layer in layers:
+        _merge_into(merged, _resolve_paths(layer), layer.label, sources, prefix="")
+    return merged, sources
+
+
+def _merge_into(dst: dict[str, Any], src: dict[str, Any], label: str, sources: dict[str, str], prefix: str) -> None:
+    for key, value in src.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and isinstance(dst.get(key), dict) and value:
+            _merge_into(dst[key], value, label, sources, prefix=dotted + ".")
+        else:
+            dst[key] = value
+            for leaf in _leaves(value, dotted):
+                sources[leaf] = label
+            sources[dotted] = label
+
+
+def _leaves(value: Any, dotted: str) -> list[str]:
+    if isinstance(value, dict) and value:
+        return [leaf for k, v in value.items() for leaf in _leaves(v, f"{dotted}.{k}")]
+    return [dotted]
+
+
+def _resolve_paths(layer: Layer) -> dict[str, Any]:
+    """A relative scripted:PATH is relative to the file that names it."""
+    data = dict(layer.data)
+    model = data.get("model")
+    if layer.base_dir and isinstance(model, str) and model.startswith("scripted:"):
+        path = Path(model.removeprefix("scripted:")).expanduser()
+        if not path.is_absolute():
+            data["model"] = f"scripted:{(layer.base_dir / path).resolve()}"
+    return data
+
+
+def _describe_validation_error(exc: ValidationError, sources: dict[str, str]) -> str:
+    """One line naming the source and the key of the first problem."""
+    err = exc.errors()[0]
+    dotted = ".".join(str(p) for p in err["loc"])
+    where = _source_of(dotted, sources)
+    if err["type"] == "extra_forbidden":
+        return f"{where}: unknown key '{dotted}'"
+    return f"{where}: {dotted}: {err['msg']} (got {err.get('input')!r})"
+
+
+def _source_of(dotted: str, sources: dict[str, str]) -> str:
+    parts = dotted.split(".")
+    for n in range(len(parts), 0, -1):
+        label = sources.get(".".join(parts[:n]))
+        if label:
+            return label
+    return "config"

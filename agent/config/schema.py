@@ -1,0 +1,142 @@
+"""The configuration schema: one pydantic model per section, each field documented (`config init` prints them)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from branchwise.sandbox.settings import PolicySettings, SandboxSettings
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_default=True)
+
+
+class LLMSettings(_Section):
+    """How the model is called (litellm)."""
+
+    api_base: str | None = None
+    """Base URL of the model server, e.g. http://127.0.0.1:11434 (Ollama) or http://127.0.0.1:8000/v1."""
+    api_key_env: str | None = None
+    """Name of the environment variable holding the API key (default: the provider's usual one)."""
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    """Sampling temperature of the main loop."""
+    max_output_tokens: int | None = Field(None, gt=0)
+    """Cap on tokens generated per reply (default: the provider's)."""
+    timeout_s: float = Field(120.0, gt=0)
+    """Seconds to wait for one model reply before it counts as a timeout."""
+    max_retries: int = Field(4, ge=0)
+    """Retries on rate limits, 5xx and timeouts (never on authentication or context-length errors)."""
+    retry_backoff_s: float = Field(2.0, ge=0)
+    """First retry delay in seconds; it doubles on every retry (at most 60 s, or what Retry-After asks)."""
+    tool_calling: Literal["auto", "native", "text"] = "auto"
+    """native: the provider's tool calling; text: tool calls written in the reply text; auto: native unless the
+    model is known not to support it."""
+    extra: dict[str, Any] = {}
+    """Extra keyword arguments for litellm.completion, e.g. {top_p = 0.9}."""
+
+
+class LimitsSettings(_Section):
+    """When a run stops on its own."""
+
+    max_steps: int = Field(50, gt=0)
+    """Model calls of the main loop before the run stops with budget_exceeded."""
+    max_cost_usd: float = Field(3.0, ge=0)
+    """Dollars spent on the model before the run stops with budget_exceeded (0 = no limit)."""
+    max_wall_s: float = Field(1800.0, gt=0)
+    """Seconds of wall time before the run stops with budget_exceeded."""
+    max_format_errors: int = Field(3, gt=0)
+    """Malformed replies in a row (no tool call, unknown tool, bad arguments) before the run fails."""
+    max_finish_rejections: int = Field(3, ge=0)
+    """Times a finish may be refused because the task's checks fail before the run fails."""
+
+
+class ToolSettings(_Section):
+    """How the agent's tools behave."""
+
+    shell_timeout_s: float = Field(120.0, gt=0)
+    """Default wall-clock limit of one shell command (the model may ask for up to 4x this)."""
+    output_limit_bytes: int = Field(30_000, ge=1000)
+    """Bytes of command output shown to the model; the head and the tail are kept."""
+    check_timeout_s: float = Field(600.0, gt=0)
+    """Wall-clock limit of one task check."""
+
+
+class SearchSettings(_Section):
+    """Tree search over actions: none (the plain loop), best-of-n, or mcts."""
+
+    strategy: Literal["none", "best-of-n", "mcts"] = "none"
+    """none: one trajectory; best-of-n: independent attempts picked by verification; mcts: a tree search."""
+    attempts: int = Field(3, ge=1)
+    """best-of-n: how many independent attempts."""
+    branching: int = Field(2, ge=1)
+    """Candidate replies proposed per expansion (one query with n, or distinct alternatives asked in turn); the
+    candidates of one expansion are judged together in one call."""
+    max_nodes: int = Field(40, ge=2)
+    """Nodes (executed replies) the search may create in all."""
+    max_model_calls: int = Field(80, ge=1)
+    """Model calls in all: proposals (one per candidate), judge calls and the final chooser."""
+    max_expansions: int = Field(3, ge=1)
+    """mcts: children per node at most."""
+    max_depth: int = Field(20, ge=1)
+    """mcts: steps from the root at most."""
+    exploration: float = Field(0.05, ge=0)
+    """mcts: UCT exploration constant on [0, 1] rewards (small: near best-first)."""
+    depth_penalty: float = Field(0.004, ge=0)
+    """mcts: subtracted per sqrt(depth), so shallow alternatives stay in reach."""
+    temperature: float = Field(0.7, ge=0, le=2)
+    """Sampling temperature for candidate replies."""
+    judge: Literal["auto", "model", "off"] = "auto"
+    """LLM judge for nodes the executable signals do not decide: model, off, or auto (off for scripted models)."""
+    min_verified: int = Field(1, ge=1)
+    """Stop once this many distinct finished candidates pass the checks."""
+    judge_agreement: bool = True
+    """When all candidates of an expansion propose the same step, skip the judge: their agreement stands in for
+    it (self-consistency) and the step keeps the value of the state it was taken from."""
+    early_stop_judge: float = Field(0.8, ge=0, le=1)
+    """A candidate that passes the checks stops the search early only if the judge rates it at least this (0..1);
+    otherwise the search goes on and the final selection weighs it against the others."""
+    check_after_edits: bool = True
+    """Run the task's checks at the start and after every step that changes files, and value each step by them
+    (costs the checks' run time per step; the strongest signal the search has)."""
+
+
+class PlannerSettings(_Section):
+    """The planner-executor loop: a plan of checkable subgoals, a progress ledger, re-planning, working memory."""
+
+    enabled: bool = True
+    """Plan the task into subgoals first (a task file's `plan` is used as given). false: one loop, no plan."""
+    max_replans: int = Field(2, ge=0)
+    """Re-plans allowed in one run before it fails."""
+    stall_steps: int = Field(4, ge=1)
+    """Steps without progress (no file changed, nothing new learned) before re-planning."""
+    max_failures: int = Field(3, ge=1)
+    """Failed steps in a row before re-planning."""
+    max_steps_per_subgoal: int = Field(15, ge=1)
+    """Steps one subgoal may take before re-planning (searches: nodes per subgoal)."""
+    check_each_step: bool = True
+    """Run the current subgoal's done-check after every step, and move on as soon as it passes."""
+    condense: bool = True
+    """Replace finished subgoals by summaries and keep the prompt within the context budget."""
+    context_tokens: int = Field(0, ge=0)
+    """Prompt budget in tokens; 0 = 60% of the model's input window per litellm (32000 when unknown)."""
+
+
+class Config(_Section):
+    """Everything a run needs to know, merged from all layers."""
+
+    model: str | None = None
+    """Model name as litellm knows it (e.g. openai/gpt-4o-mini, anthropic/claude-sonnet-4-5, ollama/qwen2.5-coder),
+    or scripted:PATH to replay a YAML reply file."""
+    checks: list[str] = []
+    """Shell commands run in the sandbox after the model finishes; the task succeeds only if all exit 0."""
+    instructions: list[str] = ["AGENTS.md", "CLAUDE.md"]
+    """Project instruction files; the first one found in the workspace goes into the system prompt."""
+    llm: LLMSettings = LLMSettings()
+    limits: LimitsSettings = LimitsSettings()
+    tools: ToolSettings = ToolSettings()
+    search: SearchSettings = SearchSettings()
+    planner: PlannerSettings = PlannerSettings()
+    sandbox: SandboxSettings = SandboxSettings()
+    policy: PolicySettings = PolicySettings()

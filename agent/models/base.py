@@ -1,0 +1,81 @@
+"""The Model seam: messages and tool schemas in, replies (text, tool calls, usage, cost) out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from branchwise.agent.record.events import ModelReply, ToolCallRecord, Usage
+
+Message = dict[str, Any]
+"""One chat message in OpenAI's format (role, content, tool_calls, tool_call_id)."""
+
+
+@dataclass
+class Reply:
+    """One candidate answer of the model."""
+
+    content: str | None = None
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+
+    def as_message(self) -> Message:
+        """The assistant message to append to the conversation."""
+        message: Message = {"role": "assistant", "content": self.content}
+        if self.tool_calls:
+            message["tool_calls"] = [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.raw_arguments or _dump(call.arguments)},
+                }
+                for call in self.tool_calls
+            ]
+        return message
+
+
+def _dump(arguments: dict[str, Any] | None) -> str:
+    import json
+
+    return json.dumps(arguments or {}, ensure_ascii=False)
+
+
+class Model(Protocol):
+    """Anything that can answer a conversation with candidate replies."""
+
+    name: str
+
+    def query(
+        self,
+        messages: list[Message],
+        tools: list[dict[str, Any]],
+        *,
+        n: int = 1,
+        temperature: float | None = None,
+    ) -> list[Reply]:
+        """Return `n` candidate replies to the conversation (tools are OpenAI function schemas)."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Name, kind and settings for the trajectory (never secrets)."""
+        ...
+
+
+def estimate_tokens(messages: list[Message]) -> int:
+    """A rough token count (4 characters a token) for models that report none."""
+    import json
+
+    return max(1, len(json.dumps(messages, ensure_ascii=False)) // 4)
+
+
+def reply_event(reply: Reply, model: str, purpose: Literal["act", "judge", "choose", "plan"] = "act") -> ModelReply:
+    """The trajectory event of one reply (replay feeds these back in order, whatever their purpose)."""
+    return ModelReply(
+        content=reply.content,
+        tool_calls=reply.tool_calls,
+        usage=reply.usage,
+        cost_usd=reply.cost_usd,
+        model=model,
+        purpose=purpose,
+    )

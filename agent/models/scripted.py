@@ -1,0 +1,126 @@
+"""ScriptedModel: replays replies from a YAML file, so demos and tests run with no LLM.
+
+The file format is public (users and tests write it)::
+
+    replies:
+      - content: "Run the tests first."
+        tool_calls:
+          - name: shell
+            arguments: {command: "python -m pytest -q"}
+      - tool_calls:
+          - name: finish
+            arguments: {summary: "Fixed the off-by-one in add()."}
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from branchwise.agent.errors import ConfigError, ScriptExhausted
+from branchwise.agent.models.base import Message, Reply, estimate_tokens
+from branchwise.agent.record.events import ToolCallRecord, Usage
+
+
+class _ScriptedCall(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    arguments: dict[str, Any] | str = {}
+    id: str | None = None
+
+
+class _ScriptedReply(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    content: str | None = None
+    tool_calls: list[_ScriptedCall] = []
+
+
+class _Script(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    replies: list[_ScriptedReply]
+
+
+def load_script(path: Path) -> list[Reply]:
+    """Parse a reply file; a bad file is a one-line ConfigError naming it."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read scripted replies: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
+    try:
+        script = _Script.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"{path}: {where}: {err['msg']}") from None
+    return [_to_reply(i, r) for i, r in enumerate(script.replies)]
+
+
+def _to_reply(index: int, reply: _ScriptedReply) -> Reply:
+    calls = []
+    for j, call in enumerate(reply.tool_calls):
+        call_id = call.id or f"call_{index}_{j}"
+        if isinstance(call.arguments, str):
+            # A string stands for what a model sent verbatim, e.g. malformed JSON.
+            calls.append(ToolCallRecord(id=call_id, name=call.name, raw_arguments=call.arguments))
+        else:
+            calls.append(ToolCallRecord(id=call_id, name=call.name, arguments=call.arguments))
+    return Reply(content=reply.content, tool_calls=calls)
+
+
+class ScriptedModel:
+    """Hands out the scripted replies in order; running out is an error, not a hang."""
+
+    kind = "scripted"
+
+    def __init__(self, replies: list[Reply], *, name: str = "scripted") -> None:
+        self.name = name
+        self._replies = replies
+        self._next = 0
+
+    @classmethod
+    def from_file(cls, path: Path) -> ScriptedModel:
+        return cls(load_script(path), name=f"scripted:{path}")
+
+    @property
+    def remaining(self) -> int:
+        return len(self._replies) - self._next
+
+    def query(
+        self,
+        messages: list[Message],
+        tools: list[dict[str, Any]],
+        *,
+        n: int = 1,
+        temperature: float | None = None,
+    ) -> list[Reply]:
+        if self.remaining < n:
+            raise ScriptExhausted(
+                f"{self.name}: ran out of scripted replies after {len(self._replies)} "
+                "(the run needed more model calls than the file holds)"
+            )
+        replies = self._replies[self._next : self._next + n]
+        self._next += n
+        prompt_tokens = estimate_tokens(messages)
+        return [
+            Reply(
+                content=r.content,
+                tool_calls=[c.model_copy() for c in r.tool_calls],
+                usage=Usage(prompt=prompt_tokens, completion=_completion_tokens(r)),
+            )
+            for r in replies
+        ]
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "replies": len(self._replies)}
+
+
+def _completion_tokens(reply: Reply) -> int:
+    text = (reply.content or "") + json.dumps([c.model_dump() for c in reply.tool_calls])
+    return max(1, len(text) // 4)

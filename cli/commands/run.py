@@ -1,0 +1,94 @@
+"""`branchwise run`: build a session from the layered configuration, run the task, render, exit."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from branchwise.agent.config.layers import LoadedConfig, load_config
+from branchwise.agent.errors import BranchwiseError, UsageError
+from branchwise.agent.models.factory import make_model
+from branchwise.agent.record.events import EventBus, Warning
+from branchwise.agent.run.session import Session, find_workspace
+from branchwise.agent.run.wiring import make_sandbox_for
+from branchwise.cli.render.output import FORMATS, Output
+
+
+@dataclass
+class RunOptions:
+    """What the command line asked for."""
+
+    task: str | None = None
+    task_file: Path | None = None
+    output_format: str = "text"
+    cd: Path | None = None
+    flags: dict[str, Any] = field(default_factory=dict)
+    full_access: bool = False
+    plan_only: bool = False
+
+
+def run_command(options: RunOptions, out: Output | None = None) -> int:
+    """Run one task; returns the exit code (user errors are one line on stderr)."""
+    if options.output_format not in FORMATS:
+        (out or Output()).error(f"--output-format must be one of {', '.join(FORMATS)}")
+        return 2
+    out = out or Output(options.output_format)
+    try:
+        session = build_session(options, out)
+    except BranchwiseError as err:
+        out.error(str(err))
+        return err.exit_code
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        with session:
+            finished = session.run(resolve_task(options, session.loaded), plan_only=options.plan_only)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if finished.error:
+        out.error(finished.error)
+    out.result(finished)
+    return finished.exit_code
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def build_session(options: RunOptions, out: Output) -> Session:
+    start = (options.cd or Path.cwd()).resolve()
+    if not start.is_dir():
+        raise UsageError(f"--cd {options.cd}: not a directory")
+    workspace = find_workspace(start)
+    task_file = options.task_file.resolve() if options.task_file else None
+    loaded = load_config(workspace, task_file=task_file, flags=options.flags)
+    resolve_task(options, loaded)  # fail on a missing task before anything is started
+    sandbox = make_sandbox_for(loaded.config, workspace, full_access=options.full_access)
+    bus = EventBus()
+    bus.subscribe(out.event)
+    try:
+        # Retry notices from the model layer become warning events of the run.
+        model = make_model(loaded.config, notify=lambda message: bus.emit(Warning(message=message)))
+    except BaseException:
+        sandbox.close()
+        raise
+    approver = out.approve if out.can_ask() else None
+    try:
+        return Session(
+            loaded=loaded, workspace=workspace, sandbox=sandbox, model=model, bus=bus, workdir=start, approver=approver
+        )
+    except BaseException:
+        sandbox.close()
+        raise
+
+
+def resolve_task(options: RunOptions, loaded: LoadedConfig) -> str:
+    """The task text: the argument (or stdin for -), else the task file's prompt."""
+    if options.task == "-":
+        options.task = sys.stdin.read()
+    task = options.task or loaded.task.get("prompt")
+    if not task or not str(task).strip():
+        raise UsageError('no task given: pass it as an argument (branchwise run "...") or in a task file (-f)')
+    return str(task)

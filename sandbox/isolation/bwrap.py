@@ -1,0 +1,377 @@
+"""BwrapSandbox: every command in bubblewrap, with namespaces, seccomp, session cgroups and a private network.
+
+Everything per session (seccomp program, cgroups, network namespace, keeper, proxy) is set up once
+in the constructor. Commands are forked by one spawner thread that has joined the session's cgroups
+and network namespace, so each is born inside them; it is launched as `sh -c <set rlimits> -- bwrap
+<flags> -- argv` from an empty environment (bwrap's own pid 1 keeps the environment it is started
+with, and the sandbox can read it from /proc/1/environ). A command costs one sh and one bwrap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from branchwise.sandbox.base import BackgroundProcess, ExecResult, OutputLimits, SandboxError, SandboxUnavailable
+from branchwise.sandbox.isolation.cgroups import SessionCgroups
+from branchwise.sandbox.isolation.host import BackgroundSet, HostSandbox
+from branchwise.sandbox.isolation.keeper import SessionKeeper
+from branchwise.sandbox.isolation.launch import Launch, launcher_argv
+from branchwise.sandbox.isolation.layout import (
+    HOME_IN_SANDBOX,
+    MASKED_DIRS,
+    SANDBOX_PATH,
+    base_mount_args,
+    namespace_args,
+    protected_args,
+    remove_mount_points,
+    workspace_mask_args,
+    writable_args,
+)
+from branchwise.sandbox.isolation.process import run_capped
+from branchwise.sandbox.isolation.proxy import PROXY_PORT, EgressDecision, EgressProxy, bridge_script
+from branchwise.sandbox.isolation.seccomp import SocketPolicy, filter_bpf
+from branchwise.sandbox.settings import SandboxSettings
+
+from branchwise.sandbox.base import Sandbox  # isort: skip  (the Protocol, for make_sandbox's return type)
+
+_BRIDGE_IN_SANDBOX = "/run/branchwise/bridge.py"
+_SOCKET_IN_SANDBOX = "/run/branchwise/egress.sock"
+_BRIDGE_START_S = 5.0
+
+
+class _SpawnFailed(Exception):
+    """The launcher could not be forked; reported as a command result, like a shell would."""
+
+
+@functools.cache
+def check_bwrap(bwrap: str) -> str:
+    """The bwrap path, once it has been seen to create a user namespace; else SandboxUnavailable."""
+    path = shutil.which(bwrap)
+    if path is None:
+        raise SandboxUnavailable(f"bubblewrap is not installed ({bwrap} not found): apt-get install bubblewrap")
+    probe = [path, *namespace_args(unshare_net=True), "--ro-bind", "/", "/", "--", "/bin/true"]
+    try:
+        done = subprocess.run(probe, env={}, capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SandboxUnavailable(f"bubblewrap does not start ({exc})") from None
+    if done.returncode != 0:
+        why = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no error message"]
+        raise SandboxUnavailable(
+            f"bubblewrap cannot create an unprivileged user namespace ({why[0]}): "
+            "enable them: sysctl -w user.max_user_namespaces=15000 kernel.unprivileged_userns_clone=1"
+        )
+    return path
+
+
+class BwrapSandbox:
+    """Runs each command in a bubblewrap sandbox; background processes live until close()."""
+
+    def __init__(
+        self,
+        workspace: Path,
+        settings: SandboxSettings | None = None,
+        *,
+        on_egress: Callable[[EgressDecision], None] | None = None,
+    ) -> None:
+        self.settings = settings = settings or SandboxSettings()
+        if settings.mode == "full-access":
+            raise SandboxError("full-access mode runs without a sandbox: use make_sandbox()")
+        self.workspace = workspace.resolve()
+        if not self.workspace.is_dir():
+            raise SandboxError(f"workspace {workspace} is not a directory")
+        for root in settings.writable_roots:
+            if not root.is_dir():
+                raise SandboxError(f"writable root {root} is not a directory")
+        self._bwrap = check_bwrap(settings.bwrap)
+        self.session_dir = Path(tempfile.mkdtemp(prefix="branchwise-sbx-"))
+        self.degraded: list[str] = []
+        self._closed = False
+        self._lock = threading.Lock()
+        self._active = 0
+        self._leftovers: set[Path] = set()
+        # Commands are started from one long-lived thread: it joins the session's cgroups and network,
+        # and bwrap's --die-with-parent fires when the *thread* that forked bwrap exits.
+        self._spawner = ThreadPoolExecutor(1, thread_name_prefix="branchwise-sandbox")
+        self._bg = BackgroundSet(self.session_dir)
+        self._infra = BackgroundSet(self.session_dir)
+        self._launches: dict[str, Launch] = {}
+        self._cgroups: SessionCgroups | None = None
+        self._keeper: SessionKeeper | None = None
+        self.proxy: EgressProxy | None = None
+        try:
+            self._setup(on_egress)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, on_egress: Callable[[EgressDecision], None] | None) -> None:
+        s = self.settings
+        self._bpf = filter_bpf(self._socket_policy())
+        self._cgroups = SessionCgroups(pids_max=s.limits.pids_max, memory_mb=s.limits.memory_mb)
+        self.degraded += self._cgroups.degraded
+        procs = [d / "cgroup.procs" for d in self._cgroups.dirs]
+        try:
+            self._keeper = SessionKeeper(
+                private_net=s.network != "on", cgroup_procs=procs, session_dir=self.session_dir
+            )
+        except SandboxUnavailable as exc:
+            if s.network == "proxy":
+                raise
+            lost = "no cleanup if the agent is killed"
+            lost += "" if s.network == "on" else ", and every command gets its own loopback"
+            self.degraded.append(f"no session keeper ({exc}): {lost}")
+        self._spawner.submit(self._join_spawner).result()
+        shared_net = self._keeper is not None and self._keeper.private_net
+        hidden = [] if any(self.session_dir.is_relative_to(d) for d in MASKED_DIRS) else [self.session_dir]
+        self._static = [
+            *namespace_args(unshare_net=s.network != "on" and not shared_net),
+            *base_mount_args(s, self.workspace, hidden=hidden),
+            *writable_args(self.workspace, s),
+        ]
+        self._env = {"PATH": SANDBOX_PATH, "HOME": HOME_IN_SANDBOX, "TMPDIR": "/tmp", "LANG": "C.UTF-8"}
+        prefix = self._keeper.prefix if self._keeper else []
+        self._launcher = launcher_argv(
+            s.limits, cgroup_procs=self._cgroups.launcher_procs, prefix=prefix, bwrap=self._bwrap
+        )
+        if s.network == "proxy":
+            self._start_proxy(on_egress)
+
+    def _join_spawner(self) -> None:
+        """Runs in the spawner thread: join the session's cgroups and network once, for every command."""
+        if self._cgroups is not None:
+            self._cgroups.join_thread()
+        if self._keeper is not None:
+            self._keeper.join_thread()
+
+    def _popen(self, *args: Any, **kwargs: Any) -> subprocess.Popen[Any]:
+        return self._spawner.submit(subprocess.Popen, *args, **kwargs).result()
+
+    def _socket_policy(self) -> SocketPolicy:
+        if self.settings.network == "on":
+            return "any"
+        if self.settings.network == "proxy" or self.settings.loopback:
+            return "loopback"
+        return "unix"
+
+    def _start_proxy(self, on_egress: Callable[[EgressDecision], None] | None) -> None:
+        sock = self.session_dir / "egress.sock"
+        self.proxy = EgressProxy(
+            sock,
+            allowed=self.settings.allowed_domains,
+            denied=self.settings.denied_domains,
+            log_path=self.session_dir / "egress.jsonl",
+            on_decision=on_egress,
+        )
+        script = self.session_dir / "bridge.py"
+        script.write_text(bridge_script())
+        # Only the bridge's own sandbox contains the proxy socket; commands reach it over the loopback.
+        extra = ["--ro-bind", str(script), _BRIDGE_IN_SANDBOX, "--ro-bind", str(sock), _SOCKET_IN_SANDBOX]
+        argv = ["/usr/bin/python3", "-I", "-S", _BRIDGE_IN_SANDBOX, _SOCKET_IN_SANDBOX, str(PROXY_PORT)]
+        bridge = self._start(self._infra, argv, Path("/"), None, extra=extra, protect=False)
+        deadline = time.monotonic() + _BRIDGE_START_S
+        while b"ready" not in bridge.log_path.read_bytes():
+            if time.monotonic() > deadline or not self._infra.running():
+                log = bridge.log_path.read_text(errors="replace").strip()
+                raise SandboxUnavailable(f"the network proxy bridge did not start: {log[-300:]}")
+            time.sleep(0.005)
+        url = f"http://127.0.0.1:{PROXY_PORT}"
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+            self._env[name] = url
+        # The session's own loopback servers are reached directly, not through the host proxy.
+        self._env["NO_PROXY"] = self._env["no_proxy"] = "localhost,127.0.0.1,::1"
+
+    @contextlib.contextmanager
+    def _command(
+        self,
+        argv: Sequence[str],
+        cwd: Path | None,
+        env: Mapping[str, str] | None,
+        *,
+        extra: Sequence[str] = (),
+        protect: bool = True,
+    ) -> Iterator[tuple[list[str], Launch]]:
+        """The full command line for one command and its Launch, while it is being started."""
+        if not argv or any("\0" in arg for arg in argv):
+            raise SandboxError("empty command, or an argument with a NUL byte")
+        with self._lock:
+            if self._closed:
+                raise SandboxError("the sandbox session is closed")
+            self._active += 1
+        created: list[Path] = []
+        try:
+            binds = workspace_mask_args(self.workspace, self.settings.deny_read) if protect else []
+            if protect and self.settings.mode == "workspace-write":
+                protected, created = protected_args(self.workspace, self.settings.protected)
+                binds += protected
+            env_args: list[str] = []
+            for key, value in {**self._env, **(env or {})}.items():
+                if not key or "=" in key or "\0" in key + value:
+                    raise SandboxError(f"invalid environment variable {key!r}")
+                env_args += ["--setenv", key, value]
+            launch = Launch(self._bpf)
+            full = [*self._launcher, *self._static, *binds, *extra, "--clearenv", *env_args]
+            workdir = self.workspace / cwd if cwd is not None else self.workspace  # relative: to the workspace
+            full += ["--chdir", str(workdir), *launch.bwrap_args, "--", *argv]
+            yield full, launch
+        finally:
+            with self._lock:
+                self._active -= 1
+                self._leftovers.update(created)
+            self._remove_leftovers_if_idle()
+
+    def _remove_leftovers_if_idle(self) -> None:
+        # Unlinking a mount point detaches it in every sandbox still using it, so wait for none.
+        with self._lock:
+            if self._active == 0 and self._leftovers and not self._bg.running():
+                remove_mount_points(sorted(self._leftovers))
+                self._leftovers.clear()
+
+    def _start(self, into: BackgroundSet, argv: Sequence[str], cwd: Path | None,
+               env: Mapping[str, str] | None, **opts: Any) -> BackgroundProcess:  # fmt: skip
+        with self._command(argv, cwd, env, **opts) as (full, launch):
+            try:
+                start = self._spawner.submit(into.start, full, cwd=Path("/"), env={}, pass_fds=launch.pass_fds)
+                record = start.result()
+            except BaseException:
+                launch.close()
+                raise
+            launch.started()
+        self._launches[record.id] = launch
+        record.argv, record.cwd = list(argv), self.workspace / cwd if cwd is not None else self.workspace
+        return record
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path | None = None,
+        timeout: float = 120.0,
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+        limits: OutputLimits | None = None,
+    ) -> ExecResult:
+        with self._command(argv, cwd, env) as (full, launch):
+            try:
+                popen = functools.partial(self._started, launch)
+                result = run_capped(
+                    full, cwd=Path("/"), env={}, timeout=timeout, stdin=stdin, limits=limits,
+                    pass_fds=launch.pass_fds, popen=popen,
+                )  # fmt: skip
+                if result.killed:
+                    launch.kill_tree()
+                return result
+            except _SpawnFailed as exc:
+                return ExecResult(exit_code=126, output=f"branchwise sandbox: cannot start the command: {exc}")
+            finally:
+                launch.close()
+
+    def _started(self, launch: Launch, *args: Any, **kwargs: Any) -> subprocess.Popen[Any]:
+        try:
+            proc = self._popen(*args, **kwargs)
+        except OSError as exc:  # fork itself failed, e.g. the session's pids limit is exhausted
+            raise _SpawnFailed(str(exc)) from exc
+        launch.started()
+        return proc
+
+    def start_background(
+        self, argv: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None
+    ) -> BackgroundProcess:
+        return self._start(self._bg, argv, cwd, env)
+
+    def background(self) -> list[BackgroundProcess]:
+        return self._bg.running()
+
+    def stop_background(self, process_id: str | None = None) -> None:
+        ids = [p.id for p in self._bg.running()] if process_id is None else [process_id]
+        for pid in ids:
+            if (launch := self._launches.pop(pid, None)) is not None:
+                launch.kill_tree()
+                launch.close()
+        self._bg.stop(process_id)
+        self._remove_leftovers_if_idle()
+
+    def processes(self) -> list[int]:
+        """Host pids of every process still running in this session (empty without a cgroup)."""
+        return sorted(self._cgroups.pids()) if self._cgroups else []
+
+    def limit_events(self) -> dict[str, int]:
+        """How often the session's limits bit: forks refused at pids_max, OOM kills."""
+        return self._cgroups.events() if self._cgroups else {}
+
+    def egress_log(self) -> list[EgressDecision]:
+        """Every decision the network proxy made in this session (empty unless network = proxy)."""
+        return self.proxy.decisions() if self.proxy else []
+
+    def describe(self) -> dict[str, object]:
+        s = self.settings
+        shared = self._keeper is not None and self._keeper.private_net
+        facts: dict[str, object] = {
+            "kind": "bwrap",
+            "isolated": True,
+            "mode": s.mode,
+            "network": s.network,
+            "loopback": "host" if s.network == "on" else ("session" if shared else "per-command"),
+            "workspace": str(self.workspace),
+            "limits": s.limits.model_dump(),
+            "degraded": list(self.degraded),
+        }
+        if s.network == "proxy":
+            facts["allowed_domains"] = list(s.allowed_domains)
+        return facts
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self.stop_background()
+        self._infra.stop()
+        for launch in self._launches.values():
+            launch.close()
+        # The spawner thread sits in the session's cgroups; they can only go once it has exited.
+        self._spawner.shutdown(wait=True)
+        if self._cgroups is not None:
+            self._cgroups.close()
+        if self._keeper is not None:
+            self._keeper.close()
+        if self.proxy is not None:
+            self.proxy.close()
+        remove_mount_points(sorted(self._leftovers))
+        self._leftovers.clear()
+        shutil.rmtree(self.session_dir, ignore_errors=True)
+
+    def __enter__(self) -> BwrapSandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def make_sandbox(settings: SandboxSettings, workspace: Path, *, allow_unsandboxed: bool = False) -> Sandbox:
+    """The sandbox `settings` ask for; raises SandboxUnavailable rather than silently running unsandboxed.
+
+    `allow_unsandboxed` is the user's explicit opt-out (`--dangerously-full-access`): it is required
+    for full-access mode, and it lets a machine without working bubblewrap fall back to the host.
+    """
+    if settings.mode == "full-access":
+        if not allow_unsandboxed:
+            raise SandboxUnavailable(
+                "full-access mode runs commands without a sandbox: pass --dangerously-full-access to confirm"
+            )
+        return HostSandbox(workspace)
+    try:
+        return BwrapSandbox(workspace, settings)
+    except SandboxUnavailable:
+        if allow_unsandboxed:
+            return HostSandbox(workspace)
+        raise

@@ -1,0 +1,156 @@
+"""The filesystem a sandboxed command sees, as bwrap arguments.
+
+Order matters to bwrap: later mounts cover earlier ones. The root goes in read-only, then the masks
+(tmpfs over directories that hold secrets or host sockets, /dev/null over secret files), then the
+workspace and other writable roots, then the protected paths inside the workspace, read-only again.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import stat
+from pathlib import Path
+
+from branchwise.sandbox.settings import SandboxSettings
+
+SANDBOX_UID = 1000
+HOME_IN_SANDBOX = "/tmp/home"
+SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+SHELL_RC_FILES = frozenset(
+    {".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile", ".zshrc", ".zprofile", ".zshenv"}
+)
+# Directories that hold host secrets or host Unix sockets (docker, dbus, ssh-agent): always covered.
+MASKED_DIRS = ("/tmp", "/var/tmp", "/run", "/dev/shm", "/root", "/home")
+
+
+def namespace_args(*, unshare_net: bool) -> list[str]:
+    """Namespaces and privileges: a uid that is not root, no capabilities, no nested user namespaces."""
+    args = ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--cap-drop", "ALL"]
+    args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    if unshare_net:  # only when the session has no shared namespace to join
+        args.append("--unshare-net")
+    return [*args, "--die-with-parent", "--new-session", "--disable-userns"]
+
+
+def base_mount_args(settings: SandboxSettings, workspace: Path, *, hidden: list[Path]) -> list[str]:
+    """Read-only root, fresh /dev and /proc, tmpfs masks, deny_read masks outside the workspace, a HOME."""
+    # A read-only /proc: the uid inside maps to the caller's, so a sandbox started by root would pass
+    # the owner checks of host-global files such as /proc/sys/kernel/core_pattern. bwrap only covers
+    # /proc/sys when its own access() test says it is writable, and that test runs without caps.
+    args = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--remount-ro", "/proc"]
+    for d in MASKED_DIRS:
+        if Path(d).is_dir() and not Path(d).is_symlink():
+            args += ["--size", str(settings.limits.tmp_size_mb * 1024 * 1024), "--tmpfs", d]
+    outside = [p for p in expand_deny_read(settings.deny_read, workspace) if not _under(p, workspace)]
+    for path in [*outside, *hidden]:
+        if not any(_under(path, Path(d)) for d in MASKED_DIRS):
+            args += mask_args(path)
+    return [*args, "--dir", HOME_IN_SANDBOX]
+
+
+def mask_args(path: Path) -> list[str]:
+    """Hide a path: an empty read-only tmpfs over a directory, /dev/null over anything else."""
+    if path.is_dir():
+        return ["--tmpfs", str(path), "--remount-ro", str(path)]
+    return ["--ro-bind", "/dev/null", str(path)]
+
+
+def expand_deny_read(patterns: list[str], workspace: Path) -> list[Path]:
+    """Existing paths named by the deny_read globs; relative globs are workspace-relative, `~` is expanded."""
+    found: list[Path] = []
+    for pattern in patterns:
+        full = Path(pattern).expanduser()
+        full = full if full.is_absolute() else workspace / full
+        for match in sorted(glob.glob(str(full))):  # noqa: PTH207 (absolute globs)
+            path = Path(match)
+            if not path.is_symlink():
+                found.append(path)
+    return found
+
+
+def workspace_mask_args(workspace: Path, deny_read: list[str]) -> list[str]:
+    """Masks for deny_read paths inside the workspace; they must follow the workspace bind."""
+    # Globbing runs for every command, so skip patterns that cannot land inside the workspace.
+    relevant = [p for p in deny_read if _may_be_under(Path(p).expanduser(), workspace)]
+    inside = [p for p in expand_deny_read(relevant, workspace) if _under(p, workspace) and p != workspace]
+    return [arg for path in inside for arg in mask_args(path)]
+
+
+def _may_be_under(pattern: Path, workspace: Path) -> bool:
+    """Whether a deny_read pattern can name something inside the workspace."""
+    if not pattern.is_absolute():
+        return True
+    parts = pattern.parts
+    glob_at = next((i for i, part in enumerate(parts) if any(c in part for c in "*?[")), len(parts))
+    literal = Path(*parts[:glob_at])
+    return _under(literal, workspace) or _under(workspace, literal)
+
+
+def writable_args(workspace: Path, settings: SandboxSettings) -> list[str]:
+    """The workspace (read-only in read-only mode) and any extra writable roots."""
+    bind = "--ro-bind" if settings.mode == "read-only" else "--bind"
+    args = [bind, str(workspace), str(workspace)]
+    for root in settings.writable_roots:
+        args += [bind, str(root), str(root)]
+    return args
+
+
+def protected_args(workspace: Path, protected: list[str]) -> tuple[list[str], list[Path]]:
+    """Binds that keep protected paths read-only, and the mount-point files bwrap will create on the host.
+
+    An existing path is bound onto itself read-only (writes fail with EROFS, rename and delete with
+    EBUSY). A missing one gets /dev/null, so it cannot be created; bwrap leaves an empty file behind
+    for that, which `remove_mount_points` deletes later. Missing shell rc files are left alone unless
+    the workspace is a home directory, the only place a shell reads them (each mount costs ~0.3 ms
+    per command). Every directory between the workspace and a protected path is bound onto itself
+    (writable) so it cannot be renamed away with the protection inside it.
+    """
+    self_binds: list[str] = []
+    ro_binds: list[str] = []
+    created: list[Path] = []
+    home_like = workspace == Path.home() or workspace.parent in (Path("/home"), Path("/root"))
+    for rel in protected:
+        target = workspace / rel
+        parents = [p for p in target.relative_to(workspace).parents if str(p) != "."]
+        for parent in reversed(parents):
+            d = str(workspace / parent)
+            if _is_real_dir(workspace / parent):
+                if d not in self_binds:
+                    self_binds += ["--bind", d, d]
+            elif (workspace / parent).is_file() and d not in ro_binds:
+                # A linked worktree's `.git` file names the git dir: rewriting it could swap in hooks.
+                ro_binds += ["--ro-bind", d, d]
+                break
+        try:
+            os.lstat(target)
+        except (FileNotFoundError, NotADirectoryError):  # NotADirectory: `.git` is a file in worktrees
+            if _is_real_dir(target.parent) and (home_like or target.name not in SHELL_RC_FILES):
+                ro_binds += ["--ro-bind", "/dev/null", str(target)]
+                created.append(target)
+            continue
+        # -try: a dangling symlink has nothing to protect.
+        ro_binds += ["--ro-bind-try", str(target), str(target)]
+    return self_binds + ro_binds, created
+
+
+def remove_mount_points(paths: list[Path]) -> None:
+    """Delete the empty files bwrap created as mount points for missing protected paths."""
+    for path in paths:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+            path.unlink()
+
+
+def _is_real_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def _under(path: Path, parent: Path) -> bool:
+    return path == parent or parent in path.parents
