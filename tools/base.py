@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ValidationError
 
 from branchwise.sandbox.base import Sandbox
 from branchwise.sandbox.workspace.safefs import WorkspaceFS
+
+Effect = Literal["read", "file", "exec", "browser", "external"]
+"""What a tool call can change, as the tool declares it (the policy and the search both read it):
+read: nothing; file: workspace files only (a snapshot restore undoes it); exec: runs a command, whose own
+effect the shell classifier decides; browser: the browser's state only (replayable); external: the world
+outside the machine or the sandbox (irreversible: the search commits to it, the policy asks by default)."""
+
+OutputSource = Literal["file", "web", "tool_output"]
+"""Where a tool's output comes from, for taint tracking: every tool output is untrusted content."""
 
 
 class ToolError(Exception):
@@ -51,8 +60,12 @@ class Tool:
     name: ClassVar[str]
     description: ClassVar[str]
     Args: ClassVar[type[BaseModel]]
-    # file: only changes files in the workspace; read: changes nothing; exec: runs commands (see agent.search).
-    effect: ClassVar[str] = "exec"
+    effect: ClassVar[Effect] = "exec"
+    """The declared effect of every call; `effect_of` may refine it per call."""
+    path_args: ClassVar[tuple[str, ...]] = ()
+    """Arguments that name workspace paths (the policy checks them against masks and protected paths)."""
+    output_source: ClassVar[OutputSource] = "tool_output"
+    """What kind of untrusted content the output is, for taint tracking."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -65,6 +78,13 @@ class Tool:
 
     def run(self, args: Any, ctx: ToolContext) -> Observation:
         raise NotImplementedError
+
+    def effect_of(self, args: Any) -> Effect:
+        """The effect of one call with these (validated) arguments; by default the declared one."""
+        return self.effect
+
+    def close(self) -> None:
+        """Release what the tool holds for the session (a browser, a server connection); most hold nothing."""
 
     @classmethod
     def schema(cls) -> dict[str, Any]:
@@ -83,12 +103,26 @@ class ToolBox:
     """The tools of a session, looked up by name; validates arguments against each tool's model."""
 
     def __init__(self, tools: list[Tool]) -> None:
-        self.tools = {tool.name: tool for tool in tools}
-        # Built once: every model call sends them, and pydantic is slow to generate them.
-        self._schemas = [tool.schema() for tool in tools]
+        self.tools: dict[str, Tool] = {}
+        # Built once per tool: every model call sends them, and pydantic is slow to generate them.
+        self._schemas: list[dict[str, Any]] = []
+        for tool in tools:
+            self.add(tool)
+
+    def add(self, tool: Tool) -> None:
+        """Register one more tool for the session (browser, MCP, shortcuts); names must be unique."""
+        if tool.name in self.tools:
+            raise ValueError(f"two tools are named {tool.name!r}")
+        self.tools[tool.name] = tool
+        self._schemas.append(tool.schema())
 
     def schemas(self) -> list[dict[str, Any]]:
         return self._schemas
+
+    def close(self) -> None:
+        """Close every tool (each closes what it holds for the session)."""
+        for tool in self.tools.values():
+            tool.close()
 
     def get(self, name: str) -> Tool:
         tool = self.tools.get(name)

@@ -33,6 +33,8 @@ class Grep(Tool):
     )
     Args = GrepArgs
     effect = "read"
+    path_args = ("path",)
+    output_source = "file"
 
     def run(self, args: GrepArgs, ctx: ToolContext) -> Observation:
         if ctx.fs.stat(args.path) is None:
@@ -125,6 +127,8 @@ class Glob(Tool):
     )
     Args = GlobArgs
     effect = "read"
+    path_args = ("path",)
+    output_source = "file"
 
     def run(self, args: GlobArgs, ctx: ToolContext) -> Observation:
         if ctx.fs.stat(args.path) is None:

@@ -76,6 +76,8 @@ class View(Tool):
     description = "Show a file with line numbers (optionally only a line range), or list a directory two levels deep."
     Args = ViewArgs
     effect = "read"
+    path_args = ("path",)
+    output_source = "file"
 
     def run(self, args: ViewArgs, ctx: ToolContext) -> Observation:
         st = ctx.fs.stat(args.path)
@@ -129,6 +131,7 @@ class Create(Tool):
     description = "Create a file (parent directories too) or overwrite an existing one with the given content."
     Args = CreateArgs
     effect = "file"
+    path_args = ("path",)
 
     def run(self, args: CreateArgs, ctx: ToolContext) -> Observation:
         created = write_text(ctx, args.path, args.file_text)
@@ -150,6 +153,7 @@ class StrReplace(Tool):
     )
     Args = StrReplaceArgs
     effect = "file"
+    path_args = ("path",)
 
     def run(self, args: StrReplaceArgs, ctx: ToolContext) -> Observation:
         if not args.old_str:
@@ -206,6 +210,7 @@ class Insert(Tool):
     description = "Insert text after a given line of a file (line 0 inserts at the top)."
     Args = InsertArgs
     effect = "file"
+    path_args = ("path",)
 
     def run(self, args: InsertArgs, ctx: ToolContext) -> Observation:
         text = read_text(ctx, args.path)
@@ -235,6 +240,7 @@ class UndoEdit(Tool):
     description = "Undo the last change made to a file by create, str_replace or insert (repeatable)."
     Args = UndoEditArgs
     effect = "file"
+    path_args = ("path",)
 
     def run(self, args: UndoEditArgs, ctx: ToolContext) -> Observation:
         history = ctx.edit_history.get(_key(ctx, args.path))
