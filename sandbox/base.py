@@ -29,6 +29,20 @@ class BackgroundError(SandboxError):
     """A background process could not be started or found."""
 
 
+@dataclass
+class BackgroundProcess:
+    """A long-running process owned by a sandbox session; its output goes to a log file."""
+
+    id: str
+    argv: list[str]
+    pid: int
+    log_path: Path
+    cwd: Path
+    extra: dict[str, object] = field(default_factory=dict)
+    started: float = 0.0
+    """time.time() when it started (or when a command left it behind)."""
+
+
 @dataclass(frozen=True)
 class ExecResult:
     """What one command did: combined output (capped), exit code and why it was stopped, if it was."""
@@ -38,6 +52,9 @@ class ExecResult:
     truncated: bool = False
     killed: KillReason | None = None
     duration_s: float = 0.0
+    background: tuple[BackgroundProcess, ...] = ()
+    """Processes the command started and left running (only with `keep_background`): they are now
+    background processes of the session, their further output in their log."""
 
     @property
     def timed_out(self) -> bool:
@@ -60,18 +77,6 @@ class OutputLimits:
     """Bytes read in all before the command is killed."""
 
 
-@dataclass
-class BackgroundProcess:
-    """A long-running process owned by a sandbox session; its output goes to a log file."""
-
-    id: str
-    argv: list[str]
-    pid: int
-    log_path: Path
-    cwd: Path
-    extra: dict[str, object] = field(default_factory=dict)
-
-
 class Sandbox(Protocol):
     """Runs commands for one agent session. A failing command is a result, never an exception."""
 
@@ -86,8 +91,18 @@ class Sandbox(Protocol):
         env: Mapping[str, str] | None = None,
         stdin: bytes | None = None,
         limits: OutputLimits | None = None,
+        keep_background: bool = False,
     ) -> ExecResult:
-        """Run one command to completion (or until a limit stops it)."""
+        """Run one command to completion (or until a limit stops it). With `keep_background`, processes the
+        command starts and leaves running (`server &`) live on as background processes of the session."""
+        ...
+
+    def command_line(
+        self, argv: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None
+    ) -> list[str]:
+        """A host command line that runs argv in this session's sandbox, whoever starts it (Playwright's
+        browser launch, an MCP client's server process): same filesystem view, network and limits, and it
+        ends with the session. File descriptors it inherits pass through to argv."""
         ...
 
     def start_background(

@@ -44,6 +44,8 @@ class ToolContext:
     output_limit_bytes: int = 30_000
     cwd: Path | None = None
     edit_history: dict[str, list[bytes | None]] = field(default_factory=dict)
+    deadline: float | None = None
+    """time.monotonic() by which the run must end (its wall-time limit); tools cap their own timeouts by it."""
 
     @property
     def workspace(self) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -35,14 +36,20 @@ class ShellArgs(BaseModel):
         gt=0,
         description="Seconds before the command is killed (default set by the user's configuration).",
     )
+    background: bool = Field(
+        False,
+        description="Start the command in the background and return at once (a server, a watcher); its output "
+        "goes to a log that the `background` tool reads.",
+    )
 
 
 class Shell(Tool):
     name = "shell"
     description = (
         "Run a bash command in the workspace and return its combined stdout and stderr and exit code. "
-        "Each call starts a new non-interactive shell: variables and background jobs do not persist, but a `cd` "
-        "does. Long output keeps its beginning and end. Do not start editors, pagers or prompts."
+        "Each call starts a new non-interactive shell: variables do not persist, but a `cd` does. A process left "
+        "running (`server &`, or background=true) keeps running for later calls (see the `background` tool). "
+        "Long output keeps its beginning and end. Do not start editors, pagers or prompts."
     )
     Args = ShellArgs
 
@@ -51,8 +58,17 @@ class Shell(Tool):
 
     def run(self, args: ShellArgs, ctx: ToolContext) -> Observation:
         cwd = ctx.shell_cwd if ctx.shell_cwd.is_dir() else ctx.workspace
+        if args.background:
+            process = ctx.sandbox.start_background(
+                ["bash", "--noprofile", "--norc", "-c", args.command], cwd=cwd, env=COMMAND_ENV
+            )
+            process.extra["command"] = args.command
+            text = f"started in the background as {process.id}; read its output with the background tool"
+            return Observation(text, data={"background": [process.id]})
         script = f"{args.command}\n__bw_status=$?\nprintf '\\n{self._marker}%s\\n' \"$PWD\"\nexit $__bw_status\n"
         timeout = min(args.timeout_s or ctx.shell_timeout_s, 4 * ctx.shell_timeout_s)
+        if ctx.deadline is not None:  # the run's wall-time limit holds during a command too
+            timeout = max(0.1, min(timeout, ctx.deadline - time.monotonic()))
         half = ctx.output_limit_bytes // 2
         result = ctx.sandbox.run(
             ["bash", "--noprofile", "--norc", "-c", script],
@@ -60,6 +76,7 @@ class Shell(Tool):
             timeout=timeout,
             env=COMMAND_ENV,
             limits=OutputLimits(keep_head=half, keep_tail=half),
+            keep_background=True,
         )
         output, new_cwd = self._split_cwd(result.output)
         notes = []
@@ -67,6 +84,11 @@ class Shell(Tool):
             moved = self._accept_cwd(new_cwd, ctx)
             if moved:
                 notes.append(moved)
+        if result.background:
+            for process in result.background:
+                process.extra["command"] = args.command
+            ids = ", ".join(p.id for p in result.background)
+            notes.append(f"[processes it started still run in the background as {ids}: see the background tool]")
         if result.killed == "timeout":
             notes.append(f"[killed: no exit after {timeout:g} s]")
         elif result.killed == "output_limit":
@@ -76,7 +98,12 @@ class Shell(Tool):
         return Observation(
             text,
             is_error=False,
-            data={"exit_code": result.exit_code, "killed": result.killed, "truncated": result.truncated},
+            data={
+                "exit_code": result.exit_code,
+                "killed": result.killed,
+                "truncated": result.truncated,
+                "background": [p.id for p in result.background],
+            },
         )
 
     def _split_cwd(self, output: str) -> tuple[str, str | None]:

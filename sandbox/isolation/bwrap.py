@@ -25,7 +25,7 @@ from branchwise.sandbox.base import BackgroundProcess, ExecResult, OutputLimits,
 from branchwise.sandbox.isolation.cgroups import SessionCgroups
 from branchwise.sandbox.isolation.host import BackgroundSet, HostSandbox
 from branchwise.sandbox.isolation.keeper import SessionKeeper
-from branchwise.sandbox.isolation.launch import Launch, launcher_argv
+from branchwise.sandbox.isolation.launch import EXTERNAL_SECCOMP_FD, WAITER_ARGV, Launch, launcher_argv
 from branchwise.sandbox.isolation.layout import (
     HOME_IN_SANDBOX,
     MASKED_DIRS,
@@ -37,7 +37,7 @@ from branchwise.sandbox.isolation.layout import (
     workspace_mask_args,
     writable_args,
 )
-from branchwise.sandbox.isolation.process import run_capped
+from branchwise.sandbox.isolation.process import Detach, run_capped
 from branchwise.sandbox.isolation.proxy import PROXY_PORT, EgressDecision, EgressProxy, bridge_script
 from branchwise.sandbox.isolation.seccomp import SocketPolicy, filter_bpf
 from branchwise.sandbox.settings import SandboxSettings
@@ -143,6 +143,17 @@ class BwrapSandbox:
         self._launcher = launcher_argv(
             s.limits, cgroup_procs=self._cgroups.launcher_procs, prefix=prefix, bwrap=self._bwrap
         )
+        # Command lines started by someone else (command_line) join the cgroups and the network themselves.
+        seccomp_file = self.session_dir / "seccomp.bpf"
+        seccomp_file.write_bytes(self._bpf)
+        self._external_launcher = launcher_argv(
+            s.limits,
+            cgroup_procs=[d / "cgroup.procs" for d in self._cgroups.dirs],
+            prefix=self._keeper.external_prefix() if self._keeper else [],
+            bwrap=self._bwrap,
+            seccomp_file=seccomp_file,
+        )
+        self._held: set[Path] = set()
         if s.network == "proxy":
             self._start_proxy(on_egress)
 
@@ -199,35 +210,51 @@ class BwrapSandbox:
         *,
         extra: Sequence[str] = (),
         protect: bool = True,
+        status: bool = False,
     ) -> Iterator[tuple[list[str], Launch]]:
         """The full command line for one command and its Launch, while it is being started."""
-        if not argv or any("\0" in arg for arg in argv):
-            raise SandboxError("empty command, or an argument with a NUL byte")
         with self._lock:
             if self._closed:
                 raise SandboxError("the sandbox session is closed")
             self._active += 1
         created: list[Path] = []
         try:
-            binds = workspace_mask_args(self.workspace, self.settings.deny_read) if protect else []
-            if protect and self.settings.mode == "workspace-write":
-                protected, created = protected_args(self.workspace, self.settings.protected)
-                binds += protected
-            env_args: list[str] = []
-            for key, value in {**self._env, **(env or {})}.items():
-                if not key or "=" in key or "\0" in key + value:
-                    raise SandboxError(f"invalid environment variable {key!r}")
-                env_args += ["--setenv", key, value]
-            launch = Launch(self._bpf)
-            full = [*self._launcher, *self._static, *binds, *extra, "--clearenv", *env_args]
-            workdir = self.workspace / cwd if cwd is not None else self.workspace  # relative: to the workspace
-            full += ["--chdir", str(workdir), *launch.bwrap_args, "--", *argv]
-            yield full, launch
+            launch = Launch(self._bpf, status=status)
+            if status:
+                argv = [*WAITER_ARGV, str(launch.status_w), *argv]
+            flags, created = self._flags(argv, cwd, env, extra=extra, protect=protect)
+            yield [*self._launcher, *flags, *launch.bwrap_args, "--", *argv], launch
         finally:
             with self._lock:
                 self._active -= 1
                 self._leftovers.update(created)
             self._remove_leftovers_if_idle()
+
+    def _flags(
+        self,
+        argv: Sequence[str],
+        cwd: Path | None,
+        env: Mapping[str, str] | None,
+        *,
+        extra: Sequence[str] = (),
+        protect: bool = True,
+    ) -> tuple[list[str], list[Path]]:
+        """bwrap's flags for one command (all but the per-launch fds), and the mount-point files bwrap will
+        create for missing protected paths."""
+        if not argv or any("\0" in arg for arg in argv):
+            raise SandboxError("empty command, or an argument with a NUL byte")
+        created: list[Path] = []
+        binds = workspace_mask_args(self.workspace, self.settings.deny_read) if protect else []
+        if protect and self.settings.mode == "workspace-write":
+            protected, created = protected_args(self.workspace, self.settings.protected)
+            binds += protected
+        env_args: list[str] = []
+        for key, value in {**self._env, **(env or {})}.items():
+            if not key or "=" in key or "\0" in key + value:
+                raise SandboxError(f"invalid environment variable {key!r}")
+            env_args += ["--setenv", key, value]
+        workdir = self.workspace / cwd if cwd is not None else self.workspace  # relative: to the workspace
+        return [*self._static, *binds, *extra, "--clearenv", *env_args, "--chdir", str(workdir)], created
 
     def _remove_leftovers_if_idle(self) -> None:
         # Unlinking a mount point detaches it in every sandbox still using it, so wait for none.
@@ -259,13 +286,19 @@ class BwrapSandbox:
         env: Mapping[str, str] | None = None,
         stdin: bytes | None = None,
         limits: OutputLimits | None = None,
+        keep_background: bool = False,
     ) -> ExecResult:
-        with self._command(argv, cwd, env) as (full, launch):
+        with self._command(argv, cwd, env, status=keep_background) as (full, launch):
+            detach = None
+            if keep_background:
+                workdir = self.workspace / cwd if cwd is not None else self.workspace
+                detach = Detach(adopt=lambda proc, _code: self._adopt(proc, launch, argv, workdir),
+                                status_fd=launch.status_r)  # fmt: skip
             try:
                 popen = functools.partial(self._started, launch)
                 result = run_capped(
                     full, cwd=Path("/"), env={}, timeout=timeout, stdin=stdin, limits=limits,
-                    pass_fds=launch.pass_fds, popen=popen,
+                    pass_fds=launch.pass_fds, popen=popen, detach=detach,
                 )  # fmt: skip
                 if result.killed:
                     launch.kill_tree()
@@ -273,7 +306,25 @@ class BwrapSandbox:
             except _SpawnFailed as exc:
                 return ExecResult(exit_code=126, output=f"branchwise sandbox: cannot start the command: {exc}")
             finally:
-                launch.close()
+                if not any(held is launch for held in self._launches.values()):
+                    launch.close()  # an adopted command keeps its launch: stopping it kills its tree
+
+    def _adopt(self, proc: subprocess.Popen[Any], launch: Launch, argv: Sequence[str], cwd: Path) -> BackgroundProcess:
+        """A command left processes running: they become a background process of the session."""
+        record = self._bg.adopt(proc, argv, cwd)
+        self._launches[record.id] = launch
+        return record
+
+    def command_line(
+        self, argv: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None
+    ) -> list[str]:
+        with self._lock:
+            if self._closed:
+                raise SandboxError("the sandbox session is closed")
+            flags, created = self._flags(argv, cwd, env)
+            # Its mount points must stay while it may run: they go when the session closes.
+            self._held.update(created)
+        return [*self._external_launcher, *flags, "--seccomp", str(EXTERNAL_SECCOMP_FD), "--", *argv]
 
     def _started(self, launch: Launch, *args: Any, **kwargs: Any) -> subprocess.Popen[Any]:
         try:
@@ -292,7 +343,7 @@ class BwrapSandbox:
         return self._bg.running()
 
     def stop_background(self, process_id: str | None = None) -> None:
-        ids = [p.id for p in self._bg.running()] if process_id is None else [process_id]
+        ids = [p.id for p in self._bg.all()] if process_id is None else [process_id]
         for pid in ids:
             if (launch := self._launches.pop(pid, None)) is not None:
                 launch.kill_tree()
@@ -346,8 +397,9 @@ class BwrapSandbox:
             self._keeper.close()
         if self.proxy is not None:
             self.proxy.close()
-        remove_mount_points(sorted(self._leftovers))
+        remove_mount_points(sorted(self._leftovers | self._held))
         self._leftovers.clear()
+        self._held.clear()
         shutil.rmtree(self.session_dir, ignore_errors=True)
 
     def __enter__(self) -> BwrapSandbox:

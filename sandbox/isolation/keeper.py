@@ -102,9 +102,18 @@ class SessionKeeper:
         if self._proc.stdout.readline() != b"ready\n":
             err = self._stop()
             raise SandboxUnavailable(f"cannot start the session keeper: {err or 'no reason given'}")
+        self._nsenter = str(nsenter) if nsenter else None
         if private_net and self.rootless:
             ns_paths = (f"--{ns}=/proc/{self._proc.pid}/ns/{ns}" for ns in ("user", "net"))
             self.prefix = [str(nsenter), *ns_paths, "--preserve-credentials", "--"]
+
+    def external_prefix(self) -> list[str]:
+        """What a process we did not fork (so not born in the namespace) runs in front of bwrap to join it."""
+        if not self.private_net or self._nsenter is None:
+            return []
+        if self.rootless:
+            return self.prefix
+        return [self._nsenter, f"--net=/proc/{self._proc.pid}/ns/net", "--"]
 
     @property
     def pid(self) -> int:

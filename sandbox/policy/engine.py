@@ -24,7 +24,7 @@ from branchwise.sandbox.settings import Action, PolicySettings, Rule, SandboxSet
 
 __all__ = ["READ_TOOLS", "WRITE_TOOLS", "CallInfo", "Decision", "Policy", "PolicyError", "TaintTracker"]
 
-READ_TOOLS = frozenset({"view", "grep", "glob"})
+READ_TOOLS = frozenset({"view", "grep", "glob", "background"})
 WRITE_TOOLS = frozenset({"create", "str_replace", "insert", "undo_edit"})
 FREE_TOOLS = frozenset({"finish"})
 _SEVERITY = {"deny": 0, "ask": 1, "allow": 2}

@@ -40,6 +40,7 @@ def test_tool_names_are_exactly_the_public_ones():
         "undo_edit",
         "grep",
         "glob",
+        "background",
         "finish",
     ]
     for schema in BOX.schemas():
