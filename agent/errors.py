@@ -1,5 +1,8 @@
 """Errors and stop reasons of the agent, each carrying the exit code the CLI returns.
 
+The CLI catches BranchwiseError in one place (cli/main.py) and prints one line; nothing else
+reaches the user as a traceback.
+
 BranchwiseError                 exit 1 unless stated
 ├── UsageError                  bad command line or task                      (2)
 ├── ConfigError                 malformed config file, unknown key, bad value  (2)
@@ -13,7 +16,7 @@ BranchwiseError                 exit 1 unless stated
 StopRun                         control flow: why a run ended (not an error)
 ├── Completed                   the model finished (status completed/failed after checks)
 ├── Failed                      the model cannot go on (status failed)
-├── BudgetExceeded              steps, cost or wall time used up (status budget_exceeded)
+├── BudgetExceeded              a limit of the run was reached; names it      (3)
 └── Interrupted                 Ctrl-C or SIGTERM (status interrupted)
 """
 
@@ -98,8 +101,17 @@ class Failed(StopRun):
     status = "failed"
 
 
+Limit = Literal["steps", "model_calls", "nodes", "tokens", "cost", "wall"]
+
+
 class BudgetExceeded(StopRun):
+    """A limit of the run was reached; `limit` names it (also in the final JSON)."""
+
     status = "budget_exceeded"
+
+    def __init__(self, reason: str = "", limit: Limit | None = None) -> None:
+        super().__init__(reason)
+        self.limit = limit
 
 
 class Interrupted(StopRun):

@@ -1,4 +1,8 @@
-"""The `branchwise` command. Only typer is imported here; each subcommand loads its own code when it runs."""
+"""The `branchwise` command. Only typer is imported here; each subcommand loads its own code when it runs.
+
+Errors end here, in `main`: a BranchwiseError (or a sandbox or OS error that escaped translation) becomes one
+line on stderr and its documented exit code, and with `-o json` also a final JSON object on stdout.
+"""
 
 from __future__ import annotations
 
@@ -46,7 +50,18 @@ def _root(
     """Root options."""
 
 
-CdOption = Annotated[Path | None, typer.Option("--cd", "-C", help="Work in this directory (default: the current one).")]
+CdOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--cd",
+        "-C",
+        help="Work in the git repository of this directory (default: the task file's, else the current one).",
+    ),
+]
+NoGitOption = Annotated[
+    bool,
+    typer.Option("--no-git", help="Allow a workspace that is not inside a git repository (it is used as it is)."),
+]
 SandboxOption = Annotated[
     str | None, typer.Option("--sandbox", help="read-only, workspace-write (default) or full-access.")
 ]
@@ -108,8 +123,12 @@ def run(
     ] = None,
     dangerously_full_access: FullAccessOption = False,
     cd: CdOption = None,
+    no_git: NoGitOption = False,
 ) -> None:
-    """Run a task headless: plan, act in the sandbox, verify with the checks, and exit with a status code."""
+    """Run a task headless: plan, act in the sandbox, verify with the checks, and exit with a status code.
+
+    The workspace is the git repository of -C, else of the task file's directory, else of the current
+    directory."""
     from branchwise.cli.commands.run import RunOptions, run_command
 
     options = RunOptions(
@@ -117,6 +136,7 @@ def run(
         task_file=task_file,
         output_format=output_format,
         cd=cd,
+        no_git=no_git,
         flags={
             "model": model,
             "checks": check or None,
@@ -130,6 +150,7 @@ def run(
             "sandbox.network": network,
             "sandbox.allowed_domains": allow_domain or None,
             "policy.approval": approval,
+            "workspace.allow_non_git": True if no_git else None,
         },
         full_access=dangerously_full_access,
         plan_only=plan_only,
@@ -211,6 +232,7 @@ def sandbox_run(
     timeout: Annotated[float, typer.Option(help="Kill the command after this many seconds.")] = 120.0,
     dangerously_full_access: FullAccessOption = False,
     cd: CdOption = None,
+    no_git: NoGitOption = False,
 ) -> None:
     """Run one command in exactly the sandbox the agent would use, print its output, exit with its exit code.
 
@@ -218,6 +240,7 @@ def sandbox_run(
     from branchwise.cli.commands.sandbox import sandbox_run_command
 
     flags = {"sandbox.mode": mode, "sandbox.network": network, "sandbox.allowed_domains": allow_domain or None}
+    flags["workspace.allow_non_git"] = True if no_git else None
     _exit(sandbox_run_command(command, flags=flags, timeout=timeout, full_access=dangerously_full_access, cd=cd))
 
 
@@ -238,11 +261,53 @@ def _exit(code: int) -> None:
 def main() -> None:
     """Console-script entry point: user errors are one line and an exit code, never a traceback."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    sys.exit(run_app(sys.argv[1:]))
+
+
+def run_app(argv: list[str]) -> int:
+    """Run the command line and turn however it ends into an exit code; errors are rendered once, here."""
+    try:  # typer carries its own copy of click
+        from typer._click import exceptions as click_errors
+    except ImportError:  # pragma: no cover - older typer uses click itself
+        from click import exceptions as click_errors  # type: ignore[no-redef]
+
     try:
-        app()
-    except KeyboardInterrupt:
-        print("branchwise: interrupted", file=sys.stderr)
-        sys.exit(130)
+        result = app(args=argv, prog_name="branchwise", standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:
+        print(exc.ctx.get_help() if exc.ctx else "", file=sys.stderr)
+        return 2
+    except click_errors.ClickException as exc:
+        return _fail(argv, exc.format_message(), exc.exit_code, usage=True)
+    except (typer.Abort, KeyboardInterrupt):
+        return _fail(argv, "interrupted", 130)
+    except Exception as exc:
+        return _fail(argv, *_describe(exc))
+    return result if isinstance(result, int) else 0
+
+
+def _describe(exc: Exception) -> tuple[str, int]:
+    """An error's one line and exit code; anything that is not ours is a bug or the environment's fault."""
+    from branchwise.agent.errors import BranchwiseError
+    from branchwise.sandbox.base import SandboxError
+
+    if isinstance(exc, BranchwiseError):
+        return str(exc), exc.exit_code
+    if isinstance(exc, SandboxError):
+        return str(exc), 4
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}", 4
+    raise exc
+
+
+def _fail(argv: list[str], message: str, code: int, *, usage: bool = False) -> int:
+    from branchwise.cli.render.output import Output, requested_format
+
+    out = Output.active or Output(requested_format(argv))
+    out.fail(message, code)
+    if usage:
+        print("Try 'branchwise --help' (or COMMAND --help) for help.", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

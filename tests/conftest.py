@@ -89,7 +89,7 @@ def cli(clean_env: dict[str, str]) -> CliRunner:
         *args: str,
         cwd: Path,
         env: dict[str, str] | None = None,
-        timeout: float = 60,
+        timeout: float = 120,
         input: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         full_env = {**clean_env, **(env or {})}

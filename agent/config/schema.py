@@ -41,11 +41,15 @@ class LimitsSettings(_Section):
     """When a run stops on its own."""
 
     max_steps: int = Field(50, gt=0)
-    """Model calls of the main loop before the run stops with budget_exceeded."""
+    """Tool steps (model replies that were executed; a search node is one) before the run stops with
+    budget_exceeded, whatever the search strategy and with or without the planner."""
     max_cost_usd: float = Field(3.0, ge=0)
     """Dollars spent on the model before the run stops with budget_exceeded (0 = no limit)."""
     max_wall_s: float = Field(1800.0, gt=0)
-    """Seconds of wall time before the run stops with budget_exceeded."""
+    """Seconds of wall time before the run stops with budget_exceeded; it also cuts short a model call or a
+    command that is still running."""
+    max_tokens: int = Field(0, ge=0)
+    """Prompt plus completion tokens of all model calls before the run stops with budget_exceeded (0 = no limit)."""
     max_format_errors: int = Field(3, gt=0)
     """Malformed replies in a row (no tool call, unknown tool, bad arguments) before the run fails."""
     max_finish_rejections: int = Field(3, ge=0)
@@ -123,6 +127,15 @@ class PlannerSettings(_Section):
     """Prompt budget in tokens; 0 = 60% of the model's input window per litellm (32000 when unknown)."""
 
 
+class WorkspaceSettings(_Section):
+    """Which directory a run works in."""
+
+    allow_non_git: bool = False
+    """Work in a directory that is not inside a git repository (also --no-git); otherwise that is refused."""
+    max_files: int = Field(100_000, ge=1)
+    """A workspace with more files than this is refused before its first snapshot (pick a smaller one with -C)."""
+
+
 class Config(_Section):
     """Everything a run needs to know, merged from all layers."""
 
@@ -138,5 +151,6 @@ class Config(_Section):
     tools: ToolSettings = ToolSettings()
     search: SearchSettings = SearchSettings()
     planner: PlannerSettings = PlannerSettings()
+    workspace: WorkspaceSettings = WorkspaceSettings()
     sandbox: SandboxSettings = SandboxSettings()
     policy: PolicySettings = PolicySettings()

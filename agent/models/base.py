@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from branchwise.agent.record.events import ModelReply, ToolCallRecord, Usage
+from branchwise.agent.record.events import ModelReply, Purpose, ToolCallRecord, Usage
 
 Message = dict[str, Any]
 """One chat message in OpenAI's format (role, content, tool_calls, tool_call_id)."""
@@ -19,6 +19,8 @@ class Reply:
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
+    truncated: bool = False
+    """The model stopped at its output-token limit (finish_reason "length"): the reply may be cut off."""
 
     def as_message(self) -> Message:
         """The assistant message to append to the conversation."""
@@ -41,10 +43,17 @@ def _dump(arguments: dict[str, Any] | None) -> str:
     return json.dumps(arguments or {}, ensure_ascii=False)
 
 
+ModelKind = Literal["litellm", "scripted"]
+
+
 class Model(Protocol):
     """Anything that can answer a conversation with candidate replies."""
 
     name: str
+    kind: ModelKind
+    """litellm: a real model behind litellm; scripted: replies replayed from a file (no LLM)."""
+    supports_n: bool
+    """Whether one query can return several candidates (`n > 1`); otherwise they are asked for in turn."""
 
     def query(
         self,
@@ -53,8 +62,18 @@ class Model(Protocol):
         *,
         n: int = 1,
         temperature: float | None = None,
+        deadline: float | None = None,
     ) -> list[Reply]:
-        """Return `n` candidate replies to the conversation (tools are OpenAI function schemas)."""
+        """Return `n` candidate replies to the conversation (tools are OpenAI function schemas). When
+        `deadline` (time.monotonic()) passes before the reply arrives, raise BudgetExceeded (limit wall)."""
+        ...
+
+    def count_tokens(self, messages: list[Message], tools: list[dict[str, Any]]) -> int:
+        """Tokens of this prompt, tool schemas included, with the model's tokenizer where one is known."""
+        ...
+
+    def context_window(self) -> int | None:
+        """Input tokens the model accepts, when known."""
         ...
 
     def describe(self) -> dict[str, Any]:
@@ -62,14 +81,14 @@ class Model(Protocol):
         ...
 
 
-def estimate_tokens(messages: list[Message]) -> int:
-    """A rough token count (4 characters a token) for models that report none."""
+def estimate_tokens(messages: list[Message], tools: list[dict[str, Any]] | None = None) -> int:
+    """A rough token count (4 characters a token), for small prompts and models that report none."""
     import json
 
-    return max(1, len(json.dumps(messages, ensure_ascii=False)) // 4)
+    return max(1, (len(json.dumps(messages, ensure_ascii=False)) + len(json.dumps(tools or []))) // 4)
 
 
-def reply_event(reply: Reply, model: str, purpose: Literal["act", "judge", "choose", "plan"] = "act") -> ModelReply:
+def reply_event(reply: Reply, model: str, purpose: Purpose = "act") -> ModelReply:
     """The trajectory event of one reply (replay feeds these back in order, whatever their purpose)."""
     return ModelReply(
         content=reply.content,
@@ -78,4 +97,5 @@ def reply_event(reply: Reply, model: str, purpose: Literal["act", "judge", "choo
         cost_usd=reply.cost_usd,
         model=model,
         purpose=purpose,
+        truncated=reply.truncated,
     )

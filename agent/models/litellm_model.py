@@ -1,7 +1,11 @@
 """LiteLLMModel: any provider litellm supports, through one `litellm.completion` call site.
 
 litellm is imported lazily (it takes seconds and reads its price map at import); our own retry loop is the
-only one, and provider errors are translated here, at the boundary, by the table below.
+only one, and provider errors are translated at the boundary (provider_errors.py). Every call is bounded in
+wall time: by `llm.timeout_s` for one reply (a server that trickles keep-alive bytes does not hold it open)
+and by the run's deadline. What a server reports is not trusted blindly: usage figures are sanitised, tool
+call ids made unique, a cut-off reply flagged, and tool calls written as text under `tool_calling = "auto"`
+are still understood.
 """
 
 from __future__ import annotations
@@ -9,79 +13,68 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import math
 import os
+import threading
+import time
+import uuid
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from branchwise.agent.config.schema import LLMSettings
-from branchwise.agent.errors import ContextTooLong, ModelConfigError, ModelError, ModelUnavailable
+from branchwise.agent.errors import BudgetExceeded, ModelConfigError, ModelError
 from branchwise.agent.models import textformat
-from branchwise.agent.models.base import Message, Reply
+from branchwise.agent.models.base import Message, ModelKind, Reply
+from branchwise.agent.models.provider_errors import ErrorInfo, TransientFault, first_line, lookup
+from branchwise.agent.models.tokens import count_estimated_first
 from branchwise.agent.record.events import ToolCallRecord, Usage
 
 MAX_BACKOFF_S = 60.0
+MAX_PLAUSIBLE_TOKENS = 50_000_000  # more than any context window: a figure above is a server bug
+SETUP_ALLOWANCE_S = 20.0  # litellm's own set-up before a request (imports, the HTTP client), not the reply's time
 _MCP_MISSING = importlib.util.find_spec("mcp") is None
+_attempt = threading.local()  # the attempt running in this thread: its `sent` event
 
 
-@dataclass(frozen=True)
-class ErrorInfo:
-    """How one litellm exception class is handled: retried or not, and what the user is told."""
-
-    retry: bool
-    error: type[ModelError]
-    hint: str
-
-
-# Looked up along the exception's class hierarchy, most specific class first.
-ERRORS: dict[str, ErrorInfo] = {
-    "AuthenticationError": ErrorInfo(False, ModelConfigError, "the provider rejected the API key{key}"),
-    "PermissionDeniedError": ErrorInfo(False, ModelConfigError, "the provider denied access to {model}"),
-    "NotFoundError": ErrorInfo(False, ModelConfigError, "the provider does not know model {model}"),
-    "ContextWindowExceededError": ErrorInfo(False, ContextTooLong, "the conversation no longer fits {model}"),
-    "ContentPolicyViolationError": ErrorInfo(False, ModelError, "the provider refused the request (content policy)"),
-    "UnsupportedParamsError": ErrorInfo(False, ModelConfigError, "{model} does not accept a parameter we sent"),
-    "BadRequestError": ErrorInfo(False, ModelError, "the provider rejected the request"),
-    "UnprocessableEntityError": ErrorInfo(False, ModelError, "the provider could not process the request"),
-    "RateLimitError": ErrorInfo(True, ModelUnavailable, "rate limited by the provider"),
-    "Timeout": ErrorInfo(True, ModelUnavailable, "no answer from {model} within {timeout:g} s"),
-    "APIConnectionError": ErrorInfo(True, ModelUnavailable, "cannot reach the model server{base}"),
-    "InternalServerError": ErrorInfo(True, ModelUnavailable, "the model server{base} failed or cannot be reached"),
-    "ServiceUnavailableError": ErrorInfo(True, ModelUnavailable, "the model service is unavailable"),
-    "BadGatewayError": ErrorInfo(True, ModelUnavailable, "the model server failed (bad gateway)"),
-    "APIError": ErrorInfo(True, ModelUnavailable, "the model server failed"),
-}
-# litellm files some statuses under generic classes (a 403 is an APIError); these never get better by retrying.
-STATUS_ERRORS: dict[int | None, ErrorInfo] = {
-    400: ERRORS["BadRequestError"],
-    401: ERRORS["AuthenticationError"],
-    403: ERRORS["PermissionDeniedError"],
-    404: ERRORS["NotFoundError"],
-    413: ErrorInfo(False, ModelError, "the request is too large for {model}"),
-    422: ERRORS["UnprocessableEntityError"],
-}
+def _mark_sent() -> None:
+    sent = getattr(_attempt, "sent", None)
+    if sent is not None:
+        sent.set()
 
 
 def import_litellm() -> Any:
     """Import litellm quietly, offline, and without it loading a .env file into our environment."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     os.environ.setdefault("LITELLM_MODE", "PRODUCTION")  # otherwise `import litellm` runs load_dotenv()
-    # litellm's own types trip a pydantic warning on the first completion; it is not ours to show.
+    # litellm's own types trip pydantic warnings (TypedDict ReadOnly at import, serializer warnings on replies
+    # that do not match its models); they are not ours to show.
     warnings.filterwarnings("ignore", message=r"Items? .* on TypedDict class .* ReadOnly", category=UserWarning)
+    warnings.filterwarnings("ignore", message=r"(?s).*Pydantic serializer warnings", category=UserWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"pydantic\.main")
     import litellm
 
     litellm.suppress_debug_info = True  # no banners on stdout
     litellm.disable_hf_tokenizer_download = True  # llama names would try huggingface.co for a tokenizer
     for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    if not any(type(cb).__name__ == "_RequestSent" for cb in litellm.callbacks):
+        from litellm.integrations.custom_logger import CustomLogger
+
+        class _RequestSent(CustomLogger):
+            """Marks when litellm sends the request: a reply's timeout counts from there."""
+
+            def log_pre_api_call(self, model: Any, messages: Any, kwargs: Any) -> None:
+                _mark_sent()
+
+        litellm.callbacks.append(_RequestSent())
     return litellm
 
 
 class LiteLLMModel:
     """A real model behind litellm: native tool calling, or the text format when the model lacks it."""
 
-    kind = "litellm"
+    kind: ModelKind = "litellm"
 
     def __init__(self, name: str, settings: LLMSettings, *, notify: Callable[[str], None] | None = None) -> None:
         self.name = name
@@ -91,6 +84,8 @@ class LiteLLMModel:
         self.supports_n = True
         self._api_key: str | None = None
         self._litellm: Any = None
+        self._warned: set[str] = set()
+        self._count = count_estimated_first(self._precise_count)
 
     def preflight(self) -> None:
         """Check the model name and the API key before any step runs, so mistakes fail in a second."""
@@ -138,12 +133,27 @@ class LiteLLMModel:
 
     def describe(self) -> dict[str, Any]:
         s = self.settings
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "api_base": s.api_base,
-            "native_tools": self.native_tools,
-        }
+        return {"name": self.name, "kind": self.kind, "api_base": s.api_base, "native_tools": self.native_tools}
+
+    def count_tokens(self, messages: list[Message], tools: list[dict[str, Any]]) -> int:
+        return self._count(messages, tools)
+
+    def _precise_count(self, messages: list[Message], tools: list[dict[str, Any]]) -> int:
+        litellm = self._lib()
+        try:
+            return int(litellm.token_counter(model=self.name, messages=messages, tools=tools or None))
+        except Exception:  # a tokenizer litellm cannot load for this model: gpt-4o's stands in
+            from branchwise.agent.models.tokens import tiktoken_count
+
+            return tiktoken_count(messages, tools)
+
+    def context_window(self) -> int | None:
+        litellm = self._lib()
+        try:
+            window = litellm.get_model_info(self.name).get("max_input_tokens")
+        except Exception:  # a local or new model litellm has no data about
+            return None
+        return int(window) if window else None
 
     def query(
         self,
@@ -152,10 +162,11 @@ class LiteLLMModel:
         *,
         n: int = 1,
         temperature: float | None = None,
+        deadline: float | None = None,
     ) -> list[Reply]:
         kwargs = self._request(messages, tools, n=n, temperature=temperature)
-        response = self._call(kwargs)
-        return self._replies(response, n)
+        response = self._call(kwargs, deadline)
+        return self._replies(response, n, messages, tools)
 
     def _request(
         self, messages: list[Message], tools: list[dict[str, Any]], *, n: int, temperature: float | None
@@ -184,28 +195,75 @@ class LiteLLMModel:
             kwargs["max_tokens"] = s.max_output_tokens
         return kwargs
 
-    def _call(self, kwargs: dict[str, Any]) -> Any:
+    def _call(self, kwargs: dict[str, Any], deadline: float | None) -> Any:
         """The one litellm call site; retryable errors back off, the rest are translated at once."""
         import tenacity
 
-        litellm = self._lib()
         retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(lambda exc: (info := _lookup(exc)) is not None and info.retry),
+            retry=tenacity.retry_if_exception(lambda exc: (info := lookup(exc)) is not None and info.retry),
             stop=tenacity.stop_after_attempt(self.settings.max_retries + 1),
-            wait=self._wait,
+            wait=lambda state: self._wait(state, deadline),
             before_sleep=self._before_sleep,
             reraise=True,
         )
         try:
-            return retrying(litellm.completion, **kwargs)
+            return retrying(self._completion, kwargs, deadline)
+        except BudgetExceeded:
+            raise
         except Exception as exc:
-            info = _lookup(exc)
+            info = lookup(exc)
             if info is None:
                 raise
             raise self._translate(exc, info, retrying.statistics.get("attempt_number", 1)) from None
 
-    def _wait(self, state: Any) -> float:
-        """Exponential backoff, or longer when the provider's Retry-After asks for it."""
+    def _completion(self, kwargs: dict[str, Any], deadline: float | None) -> Any:
+        """One attempt, in a worker thread, so that it can be given up at the timeout or the run's deadline.
+
+        httpx's timeout is per read, so a server sending a byte a second would hold a blocking call open for
+        ever. The reply gets `timeout_s` from the moment the request is sent (litellm's set-up before that, a
+        second or so on the first call, is not the server's time). The abandoned thread ends with the process
+        (a daemon); its answer is never used.
+        """
+        litellm = self._lib()
+        if deadline is not None and deadline <= time.monotonic():
+            raise BudgetExceeded("wall-time limit reached before a model call", limit="wall")
+        box: dict[str, Any] = {}
+        done, sent = threading.Event(), threading.Event()
+
+        def attempt() -> None:
+            _attempt.sent = sent
+            try:
+                box["response"] = litellm.completion(**kwargs)
+            except BaseException as exc:  # handed to the caller's thread, which raises it
+                box["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=attempt, name="branchwise-model-call", daemon=True).start()
+        self._wait_for(done, sent, deadline)
+        if "error" in box:
+            raise box["error"]
+        response = box["response"]
+        if not getattr(response, "choices", None):
+            raise TransientFault(f"{self.name} answered with no choices")
+        return response
+
+    def _wait_for(self, done: threading.Event, sent: threading.Event, deadline: float | None) -> None:
+        """Wait for the attempt to end: `timeout_s` after it sent its request, never past the run's deadline."""
+        started = time.monotonic()
+        sent_at: float | None = None
+        while not done.wait(0.05):
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                raise BudgetExceeded("wall-time limit reached during a model call", limit="wall")
+            if sent_at is None and sent.is_set():
+                sent_at = now
+            limit = sent_at + self.settings.timeout_s if sent_at is not None else started + SETUP_ALLOWANCE_S
+            if now >= limit:
+                raise TransientFault(f"no answer from {self.name} within {self.settings.timeout_s:g} s")
+
+    def _wait(self, state: Any, deadline: float | None) -> float:
+        """Exponential backoff, or longer when the provider's Retry-After asks for it; never past the deadline."""
         delay = self.settings.retry_backoff_s * (2 ** (state.attempt_number - 1))
         headers = getattr(state.outcome.exception(), "litellm_response_headers", None)
         if headers is not None:
@@ -213,7 +271,10 @@ class LiteLLMModel:
                 delay = max(delay, float(headers.get("retry-after") or 0))
             except (TypeError, ValueError):
                 pass
-        return min(delay, MAX_BACKOFF_S)
+        delay = min(delay, MAX_BACKOFF_S)
+        if deadline is not None:
+            delay = max(0.0, min(delay, deadline - time.monotonic()))
+        return delay
 
     def _before_sleep(self, state: Any) -> None:
         if self.notify:
@@ -231,42 +292,90 @@ class LiteLLMModel:
             base=f" at {s.api_base}" if s.api_base else "",
             key=f" ({s.api_key_env})" if s.api_key_env else "",
         )
-        detail = _first_line(getattr(exc, "message", None) or str(exc))
+        detail = "" if isinstance(exc, TransientFault) else first_line(getattr(exc, "message", None) or str(exc))
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         return info.error(f"{hint}{tries}: {detail}" if detail else f"{hint}{tries}")
 
-    def _replies(self, response: Any, n: int) -> list[Reply]:
-        usage = getattr(response, "usage", None)
-        total = Usage(
-            prompt=int(getattr(usage, "prompt_tokens", 0) or 0),
-            completion=int(getattr(usage, "completion_tokens", 0) or 0),
-        )
-        cost = self._cost(response)
+    def _replies(self, response: Any, n: int, messages: list[Message], tools: list[dict[str, Any]]) -> list[Reply]:
+        usage, cost = self._usage(response, messages, tools)
         replies = []
         for index, choice in enumerate(response.choices[:n]):
             message = choice.message
-            if self.native_tools:
-                content, calls = message.content, _native_calls(message, index)
-            else:
-                content, calls = textformat.parse(message.content or "", id_prefix=f"call_{index}")
+            content, calls = self._calls(message, index)
             # The response's usage and cost cover all choices; book them on the first.
             replies.append(
                 Reply(
                     content=content,
-                    tool_calls=calls,
-                    usage=total if index == 0 else Usage(),
+                    tool_calls=_unique_ids(calls),
+                    usage=usage if index == 0 else Usage(),
                     cost_usd=cost if index == 0 else 0.0,
+                    truncated=getattr(choice, "finish_reason", None) == "length",
                 )
             )
-        if not replies:
-            raise ModelError(f"{self.name} returned no choices")
         return replies
 
-    @staticmethod
-    def _cost(response: Any) -> float:
-        """litellm's price for the call; None for models it has no price for (local servers): 0."""
+    def _calls(self, message: Any, index: int) -> tuple[str | None, list[ToolCallRecord]]:
+        """The reply's text and tool calls; tool calls written as text count too when none came natively."""
+        if not self.native_tools:
+            return textformat.parse(message.content or "", id_prefix=f"call_{index}")
+        calls = _native_calls(message, index)
+        content = message.content
+        if not calls and content and "<tool_call>" in content:
+            self._warn_once(
+                "text-tools",
+                f'{self.name} wrote its tool calls as text; they are used, but set llm.tool_calling = "text" '
+                "so that the model is also told the format",
+            )
+            return textformat.parse(content, id_prefix=f"call_{index}")
+        return content, calls
+
+    def _usage(self, response: Any, messages: list[Message], tools: list[dict[str, Any]]) -> tuple[Usage, float]:
+        """The reported usage and cost, or our own count when the server reports nonsense."""
+        reported = getattr(response, "usage", None)
+        prompt = _plausible(getattr(reported, "prompt_tokens", 0))
+        completion = _plausible(getattr(reported, "completion_tokens", 0))
         hidden = getattr(response, "_hidden_params", None) or {}
-        return float(hidden.get("response_cost") or 0.0)
+        cost = hidden.get("response_cost")
+        if prompt is None or completion is None:
+            self._warn_once("usage", f"{self.name} reported impossible token counts; counting them here instead")
+            prompt = self.count_tokens(messages, tools)
+            text = " ".join(str(c.message.content or "") for c in response.choices)
+            completion = max(1, len(text) // 4)
+            cost = None
+        try:
+            cost = float(cost) if cost is not None else self._price(prompt, completion)
+        except (TypeError, ValueError):
+            cost = 0.0
+        if not math.isfinite(cost) or cost < 0:
+            cost = self._price(prompt, completion)
+        return Usage(prompt=prompt, completion=completion), cost
+
+    def _price(self, prompt: int, completion: int) -> float:
+        """litellm's price for these tokens; models it has no price for (local servers) cost 0."""
+        try:
+            costs = self._lib().cost_per_token(model=self.name, prompt_tokens=prompt, completion_tokens=completion)
+            total = float(sum(costs))
+        except Exception:
+            return 0.0
+        return total if math.isfinite(total) and total >= 0 else 0.0
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned and self.notify:
+            self._warned.add(key)
+            self.notify(message)
+
+
+def _plausible(value: Any) -> int | None:
+    """A token count, or None when it is not a count at all (negative, fractional nonsense, astronomically big)."""
+    if value is None:
+        return 0
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(number) or number < 0 or number > MAX_PLAUSIBLE_TOKENS:
+        return None
+    return int(number)
 
 
 def _native_calls(message: Any, choice: int) -> list[ToolCallRecord]:
@@ -282,22 +391,17 @@ def _native_calls(message: Any, choice: int) -> list[ToolCallRecord]:
                 id=call.id or f"call_{choice}_{j}",
                 name=call.function.name or "?",
                 arguments=parsed if isinstance(parsed, dict) else None,
-                raw_arguments=None if isinstance(parsed, dict) else str(raw),
+                raw_arguments=None if isinstance(parsed, dict) else (raw if isinstance(raw, str) else json.dumps(raw)),
             )
         )
     return calls
 
 
-def _lookup(exc: BaseException) -> ErrorInfo | None:
-    """How to handle a provider error: by its class, unless its HTTP status says it cannot get better."""
-    for cls in type(exc).__mro__:
-        info = ERRORS.get(cls.__name__)
-        if info is not None and cls.__module__.startswith(("litellm", "openai", "httpx")):
-            status = getattr(exc, "status_code", None)
-            return STATUS_ERRORS.get(status, info) if info.retry else info
-    return None
-
-
-def _first_line(text: str) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return line[:300]
+def _unique_ids(calls: list[ToolCallRecord]) -> list[ToolCallRecord]:
+    """Two calls with one id cannot both be answered: the later ones get ids of their own."""
+    seen: set[str] = set()
+    for call in calls:
+        if not call.id or call.id in seen:
+            call.id = f"call_{uuid.uuid4().hex[:12]}"
+        seen.add(call.id)
+    return calls

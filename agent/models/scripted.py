@@ -21,7 +21,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from branchwise.agent.errors import ConfigError, ScriptExhausted
-from branchwise.agent.models.base import Message, Reply, estimate_tokens
+from branchwise.agent.models.base import Message, ModelKind, Reply
+from branchwise.agent.models.tokens import count_estimated_first, tiktoken_count
 from branchwise.agent.record.events import ToolCallRecord, Usage
 
 
@@ -77,12 +78,14 @@ def _to_reply(index: int, reply: _ScriptedReply) -> Reply:
 class ScriptedModel:
     """Hands out the scripted replies in order; running out is an error, not a hang."""
 
-    kind = "scripted"
+    kind: ModelKind = "scripted"
+    supports_n = True
 
     def __init__(self, replies: list[Reply], *, name: str = "scripted") -> None:
         self.name = name
         self._replies = replies
         self._next = 0
+        self._count = count_estimated_first(tiktoken_count)
 
     @classmethod
     def from_file(cls, path: Path) -> ScriptedModel:
@@ -99,6 +102,7 @@ class ScriptedModel:
         *,
         n: int = 1,
         temperature: float | None = None,
+        deadline: float | None = None,
     ) -> list[Reply]:
         if self.remaining < n:
             raise ScriptExhausted(
@@ -107,20 +111,27 @@ class ScriptedModel:
             )
         replies = self._replies[self._next : self._next + n]
         self._next += n
-        prompt_tokens = estimate_tokens(messages)
+        # What a real model would report: the prompt (tools included) once, each candidate's own completion.
+        prompt_tokens = self.count_tokens(messages, tools)
         return [
             Reply(
                 content=r.content,
                 tool_calls=[c.model_copy() for c in r.tool_calls],
-                usage=Usage(prompt=prompt_tokens, completion=_completion_tokens(r)),
+                usage=Usage(prompt=prompt_tokens if i == 0 else 0, completion=self._completion_tokens(r)),
             )
-            for r in replies
+            for i, r in enumerate(replies)
         ]
+
+    def count_tokens(self, messages: list[Message], tools: list[dict[str, Any]]) -> int:
+        return self._count(messages, tools)
+
+    def context_window(self) -> int | None:
+        return None
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "replies": len(self._replies)}
 
-
-def _completion_tokens(reply: Reply) -> int:
-    text = (reply.content or "") + json.dumps([c.model_dump() for c in reply.tool_calls])
-    return max(1, len(text) // 4)
+    def _completion_tokens(self, reply: Reply) -> int:
+        calls = [{"function": {"name": c.name, "arguments": c.raw_arguments or json.dumps(c.arguments)}}
+                 for c in reply.tool_calls]  # fmt: skip
+        return max(1, self._count([{"role": "assistant", "content": reply.content, "tool_calls": calls}], []) - 6)

@@ -12,46 +12,26 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from branchwise.agent.models.base import Message, Model, estimate_tokens
+from branchwise.agent.models.base import Message, Model
 from branchwise.agent.record.events import Condense, EventBus
 
 TokenCounter = Callable[[list[Message]], int]
 DEFAULT_CONTEXT_TOKENS = 32_000
-CONTEXT_SHARE = 0.6  # of the model's window, leaving room for the reply and the tool schemas
+CONTEXT_SHARE = 0.6  # of the model's window, leaving room for the reply
 ELIDE_MIN_CHARS = 400
-PRECISE_ABOVE = 2000  # estimated tokens; the estimate can be off by 2x (digits), never by 10x
 PINNED = ["system prompt (task, plan, project instructions)", "task", "current subgoal", "latest observation"]
 
 
-def make_counter(model: Model) -> TokenCounter:
-    """litellm's token counter (the model's own tokenizer, gpt-4o's for scripted models) for prompts big enough
-    to matter; below that a character estimate, so short runs never pay litellm's import."""
-    name = model.name if getattr(model, "kind", "") == "litellm" else "gpt-4o"
-
-    def count(messages: list[Message]) -> int:
-        rough = estimate_tokens(messages)
-        if rough < PRECISE_ABOVE:
-            return rough
-        from branchwise.agent.models.litellm_model import import_litellm
-
-        return int(import_litellm().token_counter(model=name, messages=messages))
-
-    return count
+def make_counter(model: Model, tools: list[dict[str, Any]]) -> TokenCounter:
+    """The prompt's tokens as the model counts them, tool schemas included (they are sent with every call)."""
+    return lambda messages: model.count_tokens(messages, tools)
 
 
 def context_budget(model: Model, configured: int) -> int:
-    """The prompt budget: the configured one, else a share of the model's input window (litellm model info)."""
+    """The prompt budget: the configured one, else a share of the model's input window."""
     if configured:
         return configured
-    if getattr(model, "kind", "") != "litellm":
-        return DEFAULT_CONTEXT_TOKENS
-    from branchwise.agent.models.litellm_model import import_litellm
-
-    litellm = import_litellm()
-    try:
-        window = litellm.get_model_info(model.name).get("max_input_tokens")
-    except litellm.exceptions.ModelNotMappedError:  # a local or new model litellm has no data about
-        window = None
+    window = model.context_window()
     return int(window * CONTEXT_SHARE) if window else DEFAULT_CONTEXT_TOKENS
 
 
@@ -156,6 +136,8 @@ def _brief(arguments: Any) -> str:
     try:
         data = json.loads(arguments) if isinstance(arguments, str) else arguments or {}
     except json.JSONDecodeError:
+        return str(arguments)[:60]
+    if not isinstance(data, dict):  # valid JSON that is not an object: the model's mistake, shown as sent
         return str(arguments)[:60]
     value = data.get("command") or data.get("path") or data.get("summary") or ""
     return " ".join(str(value).split())[:80]

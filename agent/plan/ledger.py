@@ -16,11 +16,17 @@ LOOP_NUDGE = (
 
 @dataclass
 class Ledger:
-    """Counts, per subgoal, steps without progress and failures in a row; decides continue, advance or re-plan."""
+    """Counts, per subgoal, steps without progress and failures in a row; decides continue, advance or re-plan.
+
+    Looping and progress are judged on the same observations, with their volatile parts (timings, clock times,
+    addresses) masked: a step that repeats an earlier action and gets the same result is never progress, even if
+    a file changed on the way (a test run that rewrites a cache), so the verdict does not depend on how loaded
+    the machine is. Without `replan` (no planner to ask) a stall only nudges the model.
+    """
 
     stall_limit: int
     failure_limit: int
-    step_limit: int
+    replan: bool = True
     steps: int = 0
     stalled: int = 0
     failures: int = 0
@@ -43,8 +49,8 @@ class Ledger:
         self.seen.update(keys)
         failed = malformed or (bool(results) and all(obs.is_error for _, obs in results))
         self.failures = self.failures + 1 if failed else 0
-        learned = any(not obs.is_error for _, obs in results) and not looping
-        progressing = files_changed or learned
+        learned = any(not obs.is_error for _, obs in results)
+        progressing = not looping and (files_changed or learned)
         self.stalled = 0 if progressing else self.stalled + 1
         decision, reason = self._decide(done, looping, progressing)
         return Progress(
@@ -62,12 +68,10 @@ class Ledger:
     def _decide(self, done: bool, looping: bool, progressing: bool) -> tuple[str, str]:
         if done:
             return "advance", "the subgoal's check passes"
-        if self.stalled >= self.stall_limit:
+        if self.replan and self.stalled >= self.stall_limit:
             return "replan", f"no progress in {self.stalled} steps" + (" (repeating itself)" if looping else "")
-        if self.failures >= self.failure_limit:
+        if self.replan and self.failures >= self.failure_limit:
             return "replan", f"{self.failures} failed steps in a row"
-        if self.steps >= self.step_limit:
-            return "replan", f"the subgoal's step budget ({self.step_limit}) is used up"
         if looping:
             return "continue", "the same action gave the same result again"
         return "continue", "progress" if progressing else f"no progress for {self.stalled} step(s)"

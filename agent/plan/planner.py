@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from branchwise.agent.errors import ModelError
-from branchwise.agent.models.base import Message, Model, Reply
+from branchwise.agent.models.base import Message, Reply
 
 MAX_PLAN_ATTEMPTS = 2
 
@@ -98,18 +99,32 @@ def parse_plan(reply: Reply) -> Plan | str:
         return f"The plan is invalid ({where}: {err['msg']}); call submit_plan again."
 
 
-def ask_for_plan(model: Model, messages: list[Message]) -> tuple[Plan, list[Reply]]:
-    """Query the model for a plan, telling it once what was wrong if the first answer was unusable."""
-    replies = []
+@dataclass
+class PlanAnswer:
+    """What the model answered when asked for a plan."""
+
+    plan: Plan | None
+    """None when the model did not plan."""
+    action: Reply | None = None
+    """A reply that did something else instead (a plain tool call, or text): the model's first step."""
+    problem: str = ""
+
+
+def ask_for_plan(ask: Callable[[list[Message]], Reply], messages: list[Message]) -> PlanAnswer:
+    """Ask for a plan, telling the model once what was wrong if its submit_plan call was unusable.
+
+    A model that answers with anything but submit_plan cannot (or will not) plan: its reply is handed back as
+    its first action instead of being thrown away, so a plan-less model or reply file still does the task.
+    """
+    parsed: Plan | str = "no answer"
     for _ in range(MAX_PLAN_ATTEMPTS):
-        reply = model.query(messages, [SUBMIT_PLAN], n=1, temperature=0.0)[0]
-        replies.append(reply)
+        reply = ask(messages)
+        if not any(c.name == "submit_plan" for c in reply.tool_calls):
+            return PlanAnswer(None, reply, "the model answered without calling submit_plan")
         parsed = parse_plan(reply)
         if isinstance(parsed, Plan):
-            return parsed, replies
+            return PlanAnswer(parsed)
         messages = [*messages, reply.as_message()]
         for call in reply.tool_calls:
             messages.append({"role": "tool", "tool_call_id": call.id, "content": parsed})
-        if not reply.tool_calls:
-            messages.append({"role": "user", "content": parsed})
-    raise ModelError(f"the model did not produce a usable plan ({parsed})")
+    return PlanAnswer(None, None, f"the model did not produce a usable plan ({parsed})")

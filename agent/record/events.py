@@ -65,6 +65,9 @@ class RunStarted(_Event):
     version: str = ""
 
 
+Purpose = Literal["act", "judge", "choose", "plan"]
+
+
 class ModelReply(_Event):
     type: Literal["model_reply"] = "model_reply"
     content: str | None = None
@@ -72,7 +75,9 @@ class ModelReply(_Event):
     usage: Usage = Usage()
     cost_usd: float = 0.0
     model: str = ""
-    purpose: Literal["act", "judge", "choose", "plan"] = "act"
+    purpose: Purpose = "act"
+    truncated: bool = False
+    """The reply stopped at the output-token limit."""
 
 
 class ToolCall(_Event):
@@ -209,6 +214,12 @@ class RunFinished(_Event):
     changed_files: list[str] = []
     checks: list[CheckResult] = []
     duration_s: float = 0.0
+    limit: str | None = None
+    """With status budget_exceeded: the limit that was reached (steps, model_calls, tokens, cost, wall)."""
+    model_calls: int = 0
+    start_snapshot: str | None = None
+    end_snapshot: str | None = None
+    """Snapshots of the workspace before and after the run (for diff and undo)."""
 
 
 Event = Annotated[

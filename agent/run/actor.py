@@ -12,12 +12,13 @@ from branchwise.agent.record.events import EventBus, ToolCall, ToolCallRecord, T
 from branchwise.agent.run.gate import Gate
 from branchwise.sandbox.base import SandboxError
 from branchwise.tools import Observation, ToolBox, ToolContext, ToolError
+from branchwise.tools.base import Effect
 
 NO_TOOL_CALL = "Your reply called no tool. Use the tools to work on the task; call finish when done."
 
 
 @dataclass
-class Outcome:
+class Acted:
     """What executing one reply did. A finish call is returned, not answered: its caller decides."""
 
     messages: list[Message] = field(default_factory=list)
@@ -25,6 +26,13 @@ class Outcome:
     finish: tuple[ToolCallRecord, Observation] | None = None
     no_tool_call: bool = False
     malformed: bool = False
+    effects: list[Effect] = field(default_factory=list)
+    """The declared effect of each call that ran (a refused or malformed call ran nothing)."""
+
+    @property
+    def read_only(self) -> bool:
+        """Nothing this reply ran could have changed the workspace (by the tools' own declarations)."""
+        return all(effect == "read" for effect in self.effects)
 
 
 class Actor:
@@ -33,8 +41,8 @@ class Actor:
     def __init__(self, toolbox: ToolBox, ctx: ToolContext, bus: EventBus, gate: Gate | None = None) -> None:
         self.toolbox, self.ctx, self.bus, self.gate = toolbox, ctx, bus, gate
 
-    def act(self, reply: Reply) -> Outcome:
-        outcome = Outcome()
+    def act(self, reply: Reply) -> Acted:
+        outcome = Acted()
         if not reply.tool_calls:
             outcome.no_tool_call = outcome.malformed = True
             return outcome
@@ -43,7 +51,7 @@ class Actor:
             if outcome.finish is not None:
                 self.answer(outcome, call, Observation("Not run: finish was called earlier in the same reply.", True))
                 continue
-            obs, malformed = self.run_call(call)
+            obs, malformed = self.run_call(call, outcome.effects)
             all_malformed = all_malformed and malformed
             if obs.data.get("finish"):
                 outcome.finish = (call, obs)
@@ -52,7 +60,7 @@ class Actor:
         outcome.malformed = all_malformed
         return outcome
 
-    def answer(self, outcome: Outcome, call: ToolCallRecord, obs: Observation) -> None:
+    def answer(self, outcome: Acted, call: ToolCallRecord, obs: Observation) -> None:
         """Record a call's observation as an event and as the tool message the model will read."""
         outcome.results.append((call, obs))
         outcome.messages.append(self.tool_message(call, obs))
@@ -71,8 +79,9 @@ class Actor:
         )
         return {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": obs.output}
 
-    def run_call(self, call: ToolCallRecord) -> tuple[Observation, bool]:
-        """Run one call; returns its observation and whether the call itself was malformed."""
+    def run_call(self, call: ToolCallRecord, effects: list[Effect] | None = None) -> tuple[Observation, bool]:
+        """Run one call; returns its observation and whether the call itself was malformed. The effect of a
+        call that runs is appended to `effects`."""
         self.bus.emit(ToolCall(call=call))
         try:
             args = self.toolbox.parse_args(call.name, arguments_of(call))
@@ -81,9 +90,12 @@ class Actor:
         refusal = self.gate(call) if self.gate else None
         if refusal is not None:
             return Observation(f"Not run: {refusal}", is_error=True, data={"refused": True}), False
+        tool = self.toolbox.get(call.name)
+        if effects is not None:
+            effects.append(tool.effect_of(args))
         started = time.monotonic()
         try:
-            obs = self.toolbox.get(call.name).run(args, self.ctx)
+            obs = tool.run(args, self.ctx)
         except (ToolError, SandboxError) as exc:
             obs = Observation(f"Error: {exc}", is_error=True)
         except OSError as exc:

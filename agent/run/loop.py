@@ -1,128 +1,154 @@
-"""The executor: ask the model, run the tool calls it makes, record what happened. One step at a time."""
+"""The main loop: ask the model, run the tool calls it makes, record what happened, one step at a time.
+
+`LoopSolver` is the plain solver (search strategy `none`). Each step: check the budget, keep the prompt within
+its token budget, ask, act, and judge the step (is the goal done, is the agent looping, is it getting
+anywhere). A finish is accepted only when the goal's checks pass.
+"""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from branchwise.agent.config.schema import LimitsSettings
-from branchwise.agent.errors import BudgetExceeded, Completed, Failed
-from branchwise.agent.models.base import Message, Model, Reply, reply_event
-from branchwise.agent.record.events import CheckResult, EventBus, FormatError, StepFinished, ToolCallRecord, Usage
-from branchwise.agent.run.actor import NO_TOOL_CALL, Actor, Outcome
-from branchwise.agent.run.gate import Gate
-from branchwise.tools import Observation, ToolBox, ToolContext
+from branchwise.agent.errors import Limit
+from branchwise.agent.models.base import Message, Reply
+from branchwise.agent.plan.ledger import LOOP_NUDGE, Ledger
+from branchwise.agent.record.events import CheckResult, FormatError, StepFinished, ToolCallRecord
+from branchwise.agent.run.actor import NO_TOOL_CALL, Acted
+from branchwise.agent.run.budget import BudgetView
+from branchwise.agent.run.context import RunContext
+from branchwise.agent.run.solver import Goal, Outcome, OutcomeStatus, Verify
+from branchwise.tools import Observation
 
-ChecksRunner = Callable[[], list[CheckResult]]
+PINNED_MESSAGES = 3  # system prompt (with the plan), the task, the current subgoal
+CUT_OFF_NOTE = (
+    "Your last reply was cut off at the output-token limit, so it may be incomplete. Keep replies short: one "
+    "tool call at a time, and write big files in parts."
+)
 
 
-class Executor:
-    """Runs the main loop for one task until a StopRun (or an error) ends it."""
+@dataclass
+class _State:
+    """One goal's conversation and counters."""
 
-    def __init__(
-        self,
-        model: Model,
-        toolbox: ToolBox,
-        ctx: ToolContext,
-        bus: EventBus,
-        limits: LimitsSettings,
-        *,
-        temperature: float | None = None,
-        run_checks: ChecksRunner | None = None,
-        gate: Gate | None = None,
-    ) -> None:
-        self.model, self.toolbox, self.ctx, self.bus, self.limits = model, toolbox, ctx, bus, limits
-        self.temperature = temperature
-        self.run_checks = run_checks
-        self.actor = Actor(toolbox, ctx, bus, gate)
-        self.messages: list[Message] = []
-        self.usage = Usage()
-        self.cost_usd = 0.0
-        self.steps = 0
-        self.started = time.monotonic()
-        self.format_errors = 0
-        self.finish_rejections = 0
-        self.last_checks: list[CheckResult] | None = None
-        self.last_outcome: Outcome | None = None
+    goal: Goal
+    ledger: Ledger
+    messages: list[Message] = field(default_factory=list)
+    format_errors: int = 0
+    rejections: int = 0
+    snapshot: str | None = None
+    last_checks: list[CheckResult] | None = None
 
-    def run(self, system: str, task: str) -> None:
-        """Loop until a StopRun is raised; the caller handles it (and any error) in one place."""
-        self.messages = [{"role": "system", "content": system}, {"role": "user", "content": task}]
+
+class LoopSolver:
+    """One trajectory: the model's replies run one after the other."""
+
+    name = "none"
+
+    def __init__(self, rc: RunContext) -> None:
+        self.rc = rc
+
+    def solve(self, goal: Goal, verify: Verify | None, budget: BudgetView) -> Outcome:
+        planner = self.rc.config.planner
+        ledger = Ledger(planner.stall_steps, planner.max_failures, replan=goal.replan)
+        state = _State(goal=goal, ledger=ledger, messages=list(goal.opening))
+        if goal.check_each_step or goal.replan:
+            state.snapshot = self.rc.workspace.snapshot(f"goal {goal.index + 1}")
         while True:
-            self.step()
+            reached = budget.exhausted()
+            if reached is not None:
+                if reached.run_level:
+                    raise reached.error()
+                return self._end(state, "exhausted", reached.reason, reached.limit)
+            outcome = self.step(state, verify)
+            if outcome is not None:
+                return outcome
 
-    def step(self) -> None:
-        """Ask the model, run the actions, record."""
-        self.check_limits()
-        self.steps += 1
-        self.bus.step = self.steps
-        try:
-            self.execute(self.query())
-        finally:
-            self.bus.emit(StepFinished(usage=self.usage, cost_usd=self.cost_usd))
-
-    def check_limits(self) -> None:
-        if self.steps >= self.limits.max_steps:
-            raise BudgetExceeded(f"step limit reached ({self.limits.max_steps} steps)")
-        if self.limits.max_cost_usd and self.cost_usd >= self.limits.max_cost_usd:
-            raise BudgetExceeded(f"cost limit reached (${self.cost_usd:.4f} of ${self.limits.max_cost_usd:g})")
-        if time.monotonic() - self.started >= self.limits.max_wall_s:
-            raise BudgetExceeded(f"wall-time limit reached ({self.limits.max_wall_s:g} s)")
-
-    def query(self) -> Reply:
-        reply = self.model.query(self.messages, self.toolbox.schemas(), n=1, temperature=self.temperature)[0]
-        self.usage = self.usage + reply.usage
-        self.cost_usd += reply.cost_usd
-        self.bus.emit(reply_event(reply, self.model.name))
-        self.messages.append(reply.as_message())
-        return reply
-
-    def execute(self, reply: Reply) -> None:
-        outcome = self.last_outcome = self.actor.act(reply)
-        self.messages += outcome.messages
-        if outcome.no_tool_call:
-            self.format_error(NO_TOOL_CALL)
-            return
-        if outcome.malformed:
-            self.count_format_error()
+    def step(self, state: _State, verify: Verify | None) -> Outcome | None:
+        """Ask the model, run the actions, record; an Outcome when the goal ends here."""
+        rc = self.rc
+        rc.condense.fit(state.messages, PINNED_MESSAGES)
+        rc.bus.step = rc.budget.tally.steps + 1
+        if state.goal.first_reply is not None:  # given already (the answer to the planner's question)
+            reply, state.goal.first_reply = state.goal.first_reply, None
         else:
-            self.format_errors = 0
-        if outcome.finish is not None:
-            self.finish(*outcome.finish)
+            tools, temperature = rc.toolbox.schemas(), rc.config.llm.temperature
+            reply = rc.asker.ask(rc.model, state.messages, tools, temperature=temperature)[0]
+        try:
+            state.messages.append(reply.as_message())
+            acted = rc.actor.act(reply)
+            state.messages += acted.messages
+            return self._after(state, reply, acted, verify)
+        finally:  # a step is a reply that was acted on, however it went: the budget counts this event
+            rc.bus.emit(StepFinished(usage=rc.budget.tally.usage, cost_usd=rc.budget.tally.cost_usd))
 
-    def add_result(self, call: ToolCallRecord, obs: Observation) -> None:
-        self.messages.append(self.actor.tool_message(call, obs))
+    def _after(self, state: _State, reply: Reply, acted: Acted, verify: Verify | None) -> Outcome | None:
+        """What the step's result means: a nudge, the end of the goal, or going on."""
+        rc = self.rc
+        if reply.truncated:
+            state.messages.append({"role": "user", "content": CUT_OFF_NOTE})
+        if acted.no_tool_call:
+            rc.bus.emit(FormatError(message=NO_TOOL_CALL))
+            state.messages.append({"role": "user", "content": NO_TOOL_CALL})
+        if acted.malformed:
+            state.format_errors += 1
+            if state.format_errors >= rc.config.limits.max_format_errors:
+                why = f"the model sent {state.format_errors} malformed replies in a row"
+                return self._end(state, "failed", why)
+        else:
+            state.format_errors = 0
+        if acted.finish is not None:
+            call, obs = acted.finish
+            return self.finish(state, call, obs, verify)
+        return self.progress(state, reply, acted, verify)
 
-    def finish(self, call: ToolCallRecord, obs: Observation) -> None:
-        """The model says it is done: run the task's checks; refuse the finish while they fail."""
-        summary = obs.output
-        if self.run_checks is None:
-            self.add_result(call, Observation("Finished."))
-            raise Completed(summary)
-        self.last_checks = self.run_checks()
-        failed = [c for c in self.last_checks if not c.passed]
+    def finish(self, state: _State, call: ToolCallRecord, obs: Observation, verify: Verify | None) -> Outcome | None:
+        """The model says it is done: run the goal's checks; refuse the finish while they fail."""
+        actor = self.rc.actor
+        if verify is None:
+            state.messages.append(actor.tool_message(call, Observation("Finished.")))
+            return Outcome("done", summary=obs.output, messages=state.messages)
+        checks = verify(state.messages)
+        failed = [c for c in checks if not c.passed]
         if not failed:
-            self.add_result(call, Observation("Finished; all checks passed." if self.last_checks else "Finished."))
-            raise Completed(summary)
-        self.finish_rejections += 1
+            done = "Finished; all checks passed." if checks else "Finished."
+            state.messages.append(actor.tool_message(call, Observation(done)))
+            return Outcome("done", summary=obs.output, messages=state.messages, checks=checks)
+        state.rejections += 1
         report = "\n\n".join(f"$ {c.command}\n[exit code {c.exit_code}]\n{c.output}" for c in failed)
-        if self.finish_rejections > self.limits.max_finish_rejections:
-            self.add_result(call, Observation(f"Checks failed:\n{report}", is_error=True))
-            raise Failed(f"checks still fail after {self.finish_rejections} attempts to finish: {failed[0].command}")
-        self.add_result(
-            call,
-            Observation(
-                f"Not finished: the task's checks fail.\n{report}\nFix the problem, then call finish again.",
-                True,
-            ),
+        if state.rejections > self.rc.config.limits.max_finish_rejections:
+            state.messages.append(actor.tool_message(call, Observation(f"Checks failed:\n{report}", is_error=True)))
+            why = f"checks still fail after {state.rejections} attempts to finish: {failed[0].command}"
+            return Outcome("failed", reason=why, messages=state.messages, checks=checks)
+        text = f"Not finished: the checks fail.\n{report}\nFix the problem, then call finish again."
+        state.messages.append(actor.tool_message(call, Observation(text, is_error=True)))
+        state.last_checks = checks
+        return None
+
+    def progress(self, state: _State, reply: Reply, acted: Acted, verify: Verify | None) -> Outcome | None:
+        """After a step that did not finish: done by its check, looping, stalled, or going on."""
+        goal = state.goal
+        changed = False
+        # A step whose tools all declare they only read cannot have changed a file: no snapshot needed.
+        if state.snapshot is not None and not acted.read_only:
+            now = self.rc.workspace.snapshot(f"goal {goal.index + 1} step")
+            changed = bool(self.rc.workspace.changed_paths(state.snapshot, now))
+            state.snapshot = now
+        passes = False
+        if goal.check_each_step and verify is not None and not acted.read_only:
+            passes = all(c.passed for c in verify(state.messages))
+        verdict = state.ledger.assess(
+            goal.index, goal.title, acted.results, malformed=acted.malformed, files_changed=changed, done=passes
         )
+        if verdict.decision == "advance":
+            return Outcome("done", reason=verdict.reason, messages=state.messages, looping=verdict.looping)
+        if goal.replan:  # progress events are the planner's; without one the ledger only spots loops
+            self.rc.bus.emit(verdict)
+        if verdict.decision == "replan":
+            return self._end(state, "stuck", verdict.reason)
+        if verdict.looping:
+            state.messages.append({"role": "user", "content": LOOP_NUDGE})
+        return None
 
-    def format_error(self, message: str) -> None:
-        self.bus.emit(FormatError(message=message))
-        self.messages.append({"role": "user", "content": message})
-        self.count_format_error()
-
-    def count_format_error(self) -> None:
-        self.format_errors += 1
-        if self.format_errors >= self.limits.max_format_errors:
-            raise Failed(f"the model sent {self.format_errors} malformed replies in a row")
+    @staticmethod
+    def _end(state: _State, status: OutcomeStatus, reason: str, limit: Limit | None = None) -> Outcome:
+        return Outcome(status, reason=reason, messages=state.messages, checks=state.last_checks, limit=limit)

@@ -1,62 +1,48 @@
-"""A session: everything one run needs (sandbox, model, tools, events, trajectory), and the run itself."""
+"""A session: everything one run needs (sandbox, model, tools, events, trajectory, budget), and the run itself.
+
+`Session.run` is the one run path: start the budget, snapshot the workspace, give the task to the driver with
+the configured solver, and turn however it ends (done, failed, out of budget, interrupted, an error) into one
+`run_finished` event. The trajectory is written as events happen, so nothing is lost whatever ends the run.
+"""
 
 from __future__ import annotations
 
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from branchwise.agent import version
 from branchwise.agent.config.layers import LoadedConfig
-from branchwise.agent.config.schema import LimitsSettings, SearchSettings
 from branchwise.agent.errors import (
     STATUS_EXIT,
     BranchwiseError,
     BudgetExceeded,
     Completed,
     EnvironmentProblem,
-    Failed,
     StopRun,
+    UsageError,
 )
 from branchwise.agent.memory.base import Memory, NoMemory
 from branchwise.agent.models.base import Model
-from branchwise.agent.record.events import Check, CheckResult, EventBus, RunFinished, RunStarted, Usage, Warning
+from branchwise.agent.plan.condense import WorkingMemory, context_budget, make_counter
+from branchwise.agent.record.events import CheckResult, EventBus, RunFinished, RunStarted, Warning
 from branchwise.agent.record.trajectory import TrajectoryWriter, new_run_id, prepare_runs_dir
 from branchwise.agent.run.actor import Actor
+from branchwise.agent.run.budget import Budget, Caps
+from branchwise.agent.run.context import Checker, RunContext
+from branchwise.agent.run.driver import Driver
 from branchwise.agent.run.gate import Approver
-from branchwise.agent.run.loop import Executor
+from branchwise.agent.run.loop import LoopSolver
 from branchwise.agent.run.prompts import find_instructions, system_prompt
+from branchwise.agent.run.query import Asker
+from branchwise.agent.run.solver import Solver
 from branchwise.agent.run.wiring import EgressRecorder, make_gate
-from branchwise.sandbox.base import ExecResult, Sandbox, SandboxError
+from branchwise.agent.run.workspace import git_branch
+from branchwise.agent.search.solver import SearchSolver
+from branchwise.sandbox.base import Sandbox, SandboxError
 from branchwise.sandbox.workspace.safefs import WorkspaceFS
 from branchwise.sandbox.workspace.snapshots import ShadowGitWorkspace
 from branchwise.tools import ToolBox, ToolContext, default_tools
-from branchwise.tools.shell import COMMAND_ENV
-
-if TYPE_CHECKING:
-    from branchwise.agent.search import SearchContext
-    from branchwise.agent.search.context import Verify
-
-
-def _git(cwd: Path, *args: str) -> str | None:
-    """A git command's output, or None when git is missing or the command fails."""
-    try:
-        out = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def find_workspace(start: Path) -> Path:
-    """The git top level containing `start`, or `start` itself outside git."""
-    top = _git(start, "rev-parse", "--show-toplevel")
-    return Path(top).resolve() if top else start.resolve()
-
-
-def git_branch(workspace: Path) -> str | None:
-    return _git(workspace, "branch", "--show-current") or None
 
 
 @dataclass
@@ -75,10 +61,18 @@ class Session:
 
     def __post_init__(self) -> None:
         self.config = self.loaded.config
-        self.run_dir = prepare_runs_dir(self.workspace) / self.run_id
+        try:
+            self.run_dir = prepare_runs_dir(self.workspace) / self.run_id
+            self.writer = TrajectoryWriter(self.run_dir)
+        except OSError as exc:
+            where = exc.filename or self.workspace / ".branchwise"
+            raise UsageError(f"cannot write the run log in {where}: {exc.strerror or exc}") from None
         self.bus.run_id = self.run_id
-        self.writer = TrajectoryWriter(self.run_dir)
         self.bus.subscribe(self.writer, first=True)
+        caps = Caps(steps=self.config.limits.max_steps, tokens=self.config.limits.max_tokens,
+                    cost_usd=self.config.limits.max_cost_usd)  # fmt: skip
+        self.budget = Budget(caps, self.config.limits.max_wall_s)
+        self.bus.subscribe(self.budget, first=True)
         tools = self.config.tools
         self.ctx = ToolContext(
             sandbox=self.sandbox,
@@ -86,57 +80,84 @@ class Session:
             shell_timeout_s=tools.shell_timeout_s,
             output_limit_bytes=tools.output_limit_bytes,
             cwd=self.workdir,
+            deadline=self.budget.deadline,
         )
         self.toolbox = ToolBox(default_tools())
         self.gate = make_gate(self.config, self.workspace, self.bus, approver=self.approver)
         self.egress = EgressRecorder(self.sandbox, self.bus)
         self.bus.subscribe(self.egress)
         self.start_snapshot: str | None = None
+        self.end_snapshot: str | None = None
         try:
             self.snapshots = ShadowGitWorkspace(self.workspace, session=self.run_id)
         except SandboxError as exc:
             raise EnvironmentProblem(f"cannot keep snapshots of {self.workspace}: {exc}") from None
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise EnvironmentProblem(f"cannot keep snapshots of {self.workspace}: {where}{exc.strerror}") from None
 
     def __enter__(self) -> Session:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.writer.close()
+        self.toolbox.close()
         self.sandbox.close()
-        try:  # only the start state is needed later (replay); the rest of the snapshots can go
-            self.snapshots.keep_only([self.start_snapshot] if self.start_snapshot else [])
+        try:  # only the start state is needed later (replay, undo); the rest of the snapshots can go
+            self.snapshots.keep_only([s for s in (self.start_snapshot, self.end_snapshot) if s])
         except SandboxError:
             pass
 
     def run(self, task: str, *, plan_only: bool = False) -> RunFinished:
         """Run the task to its end; every way of stopping is handled here and recorded."""
         started = time.monotonic()
-        tally = _Tally()
-        status, summary, error, exit_code = "error", "", None, 1
+        status, summary, error, exit_code, limit = "error", "", None, 1, None
+        driver: Driver | None = None
         try:
             self.start_snapshot = self.snapshots.snapshot("start")
             self.emit_start(task)
             # Only the user's own words are trusted: AGENTS.md comes with the repository, like any of its files.
             self.gate.trust(task)
+            driver = self.driver(task)
             if plan_only:
-                self.run_plan_only(task)
-            elif self.config.planner.enabled or self.loaded.task.get("plan") is not None:
-                self.run_planned(task, tally)
-            elif self.config.search.strategy == "none":
-                self.run_plain(task, tally)
-            else:
-                self.run_search(task, tally)
+                plan = driver.make_plan()
+                raise Completed(f"planned {len(plan.subgoals)} subgoal(s); nothing was run (--plan-only)")
+            driver.run()
         except StopRun as stop:
-            status, summary = stop.status, stop.reason
-            exit_code = STATUS_EXIT[status]
-            if tally.checks is None and stop.status in ("failed", "budget_exceeded") and self.config.checks:
-                tally.checks = self.run_checks()
+            status, summary, exit_code = stop.status, stop.reason, STATUS_EXIT[stop.status]
+            limit = stop.limit if isinstance(stop, BudgetExceeded) else None
         except (BranchwiseError, SandboxError) as err:
             error = summary = str(err)
             exit_code = err.exit_code if isinstance(err, BranchwiseError) else EnvironmentProblem.exit_code
         except KeyboardInterrupt:
             status, summary, exit_code = "interrupted", "interrupted by the user", STATUS_EXIT["interrupted"]
+        checks = self.final_checks(driver, status, limit)
         self.egress.flush()  # background processes may have gone on using the network
+        return self.finish(status, exit_code, summary, error, limit, checks, started)
+
+    def final_checks(self, driver: Driver | None, status: str, limit: str | None) -> list[CheckResult]:
+        """The checks the run ended with; run now when it stopped before they ran (failed, out of budget),
+        unless the wall-time limit stopped it: then there is no time left for them."""
+        checks = driver.last_checks if driver is not None else None
+        if checks is None and limit == "wall" and self.config.checks:
+            self.bus.emit(Warning(message="the wall-time limit was reached, so the task's checks were not run"))
+            return []
+        if checks is None and status in ("failed", "budget_exceeded") and self.config.checks:
+            # They get their own time: the run's deadline may be what ended it.
+            checker = Checker(self.sandbox, self.workspace, self.bus, float("inf"), self.config.tools.check_timeout_s)
+            try:
+                checks = checker.run(self.config.checks)
+            except SandboxError:
+                checks = None
+        return checks or []
+
+    def finish(self, status: str, exit_code: int, summary: str, error: str | None, limit: str | None,
+               checks: list[CheckResult], started: float) -> RunFinished:  # fmt: skip
+        try:
+            self.end_snapshot = self.snapshots.snapshot("end") if self.start_snapshot else None
+        except SandboxError:
+            self.end_snapshot = None
+        tally = self.budget.tally
         finished = RunFinished(
             status=status,
             exit_code=exit_code,
@@ -146,8 +167,12 @@ class Session:
             tokens=tally.usage,
             cost_usd=tally.cost_usd,
             changed_files=self.changed_files(),
-            checks=tally.checks or [],
+            checks=checks,
             duration_s=round(time.monotonic() - started, 3),
+            limit=limit,
+            model_calls=tally.model_calls,
+            start_snapshot=self.start_snapshot,
+            end_snapshot=self.end_snapshot,
         )
         self.bus.emit(finished)
         return finished
@@ -168,142 +193,60 @@ class Session:
         if not info.get("isolated"):
             self.bus.emit(Warning(message="running UNSANDBOXED: commands run directly on this machine"))
 
-    def run_plan_only(self, task: str) -> None:
-        """Write the plan (an event) and stop before doing anything."""
-        from branchwise.agent.run.driver import Orchestrator
-
-        plan = Orchestrator(self, task).make_plan()
-        raise Completed(f"planned {len(plan.subgoals)} subgoal(s); nothing was run (--plan-only)")
-
-    def run_planned(self, task: str, tally: _Tally) -> None:
-        """The planner-executor loop: subgoals, a progress ledger, re-planning, working memory."""
-        from branchwise.agent.run.driver import Orchestrator
-
-        orchestrator = Orchestrator(self, task)
-        ex = orchestrator.executor
-        try:
-            orchestrator.run()
-        finally:
-            tally.steps, tally.usage, tally.cost_usd = ex.steps, ex.usage, ex.cost_usd
-            tally.checks = ex.last_checks
-
     def judge(self) -> Model | None:
         """The model that judges and chooses when executable signals do not decide (None: nobody)."""
         setting = self.config.search.judge
-        if setting == "off" or (setting == "auto" and _is_scripted(self.model)):
+        if setting == "off" or (setting == "auto" and self.model.kind == "scripted"):
             return None
         return self.model
 
-    def run_command(self, command: str) -> ExecResult:
-        """A check or done-check: one bash command in the sandbox, at the workspace root."""
-        return self.sandbox.run(
-            ["bash", "--noprofile", "--norc", "-c", command],
-            cwd=self.workspace,
-            timeout=self.config.tools.check_timeout_s,
-            env=COMMAND_ENV,
-        )
-
-    def run_plain(self, task: str, tally: _Tally) -> None:
-        """The plain loop (search strategy none)."""
-        executor = Executor(
-            self.model,
-            self.toolbox,
-            self.ctx,
-            self.bus,
-            self.config.limits,
-            temperature=self.config.llm.temperature,
-            run_checks=self.run_checks if self.config.checks else None,
-            gate=self.gate,
-        )
-        try:
-            executor.run(self.system_prompt(), task)
-        finally:
-            tally.steps, tally.usage, tally.cost_usd = executor.steps, executor.usage, executor.cost_usd
-            tally.checks = executor.last_checks
-
-    def search_context(
-        self, settings: SearchSettings, limits: LimitsSettings, verify: Verify | None, tree_path: Path, task: str
-    ) -> SearchContext:
-        """What a search of this session works with: its model, judge, tools, gate, snapshots and events."""
-        from branchwise.agent.search import SearchContext
-
-        return SearchContext(
+    def context(self) -> RunContext:
+        """What the driver and the solvers of this run work with."""
+        counter = make_counter(self.model, self.toolbox.schemas())
+        condense = WorkingMemory(counter, context_budget(self.model, self.config.planner.context_tokens), self.bus,
+                                 enabled=self.config.planner.condense)  # fmt: skip
+        return RunContext(
+            config=self.config,
             model=self.model,
             judge=self.judge(),
+            asker=Asker(self.bus, self.budget),
             actor=Actor(self.toolbox, self.ctx, self.bus, self.gate),
-            ctx=self.ctx,
-            workspace=self.snapshots,
+            toolbox=self.toolbox,
+            tools=self.ctx,
             bus=self.bus,
-            settings=settings,
-            limits=limits,
-            verify=verify,
-            tree_path=tree_path,
-            task=task,
+            workspace=self.snapshots,
+            budget=self.budget,
+            condense=condense,
+            checker=Checker(
+                self.sandbox, self.workspace, self.bus, self.budget.deadline, self.config.tools.check_timeout_s
+            ),
+            run_dir=self.run_dir,
         )
 
-    def run_search(self, task: str, tally: _Tally) -> None:
-        """best-of-n or mcts: explore branches from snapshots, verify, leave the workspace on the chosen one."""
-        from branchwise.agent.search import make_search
+    def driver(self, task: str) -> Driver:
+        rc = self.context()
+        strategy = self.config.search.strategy
+        solver: Solver = LoopSolver(rc) if strategy == "none" else SearchSolver(rc, strategy)
+        found = find_instructions(self.workspace, self.config.instructions)
+        instructions = (found[0].name, found[1]) if found else None
+        given = self.loaded.task.get("plan")
+        return Driver(rc, solver, task, system=self.system_prompt(found), planning=self.config.planner.enabled,
+                      given_plan=given, memory=self.memory, instructions=instructions)  # fmt: skip
 
-        settings = self.config.search
-        verify = self.run_checks if self.config.checks else None
-        sc = self.search_context(settings, self.config.limits, verify, self.run_dir / "tree.json", task)
-        search = make_search(settings.strategy, sc)
-        messages = [{"role": "system", "content": self.system_prompt()}, {"role": "user", "content": task}]
-        try:
-            result = search.run(messages)
-        finally:
-            tally.steps = search.budget.nodes
-            tally.usage, tally.cost_usd = search.budget.usage, search.budget.cost_usd
-        tally.checks = result.checks or None
-        raise {"completed": Completed, "failed": Failed, "budget_exceeded": BudgetExceeded}[result.status](
-            result.summary
-        )
-
-    def system_prompt(self) -> str:
+    def system_prompt(self, instructions: tuple[Path, str] | None) -> str:
         return system_prompt(
             self.workspace,
             sandbox=self.sandbox.describe(),
-            instructions=find_instructions(self.workspace, self.config.instructions),
+            instructions=instructions,
             checks=self.config.checks,
             git_branch=git_branch(self.workspace),
         )
-
-    def run_checks(self) -> list[CheckResult]:
-        """Run every task check in the sandbox; each result is an event."""
-        results = []
-        for command in self.config.checks:
-            res = self.run_command(command)
-            result = CheckResult(
-                command=command,
-                exit_code=res.exit_code,
-                passed=res.ok,
-                output=res.output[-4000:],
-                duration_s=round(res.duration_s, 3),
-            )
-            self.bus.emit(Check(result=result))
-            results.append(result)
-        return results
 
     def changed_files(self) -> list[str]:
         """Files that differ from the start of the run (nothing is known if the start was never recorded)."""
         if self.start_snapshot is None:
             return []
         try:
-            return self.snapshots.changed_paths(self.start_snapshot)
+            return self.snapshots.changed_paths(self.start_snapshot, self.end_snapshot)
         except SandboxError:
             return []
-
-
-@dataclass
-class _Tally:
-    """What a run used and what its last checks said, however it ended."""
-
-    steps: int = 0
-    usage: Usage = field(default_factory=Usage)
-    cost_usd: float = 0.0
-    checks: list[CheckResult] | None = None
-
-
-def _is_scripted(model: Model) -> bool:
-    return getattr(model, "kind", "") == "scripted"

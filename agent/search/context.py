@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from branchwise.agent.config.schema import LimitsSettings, SearchSettings
+from branchwise.agent.config.schema import SearchSettings
 from branchwise.agent.models.base import Message, Model, Reply
-from branchwise.agent.record.events import CheckResult, EventBus, Usage
-from branchwise.agent.run.actor import Actor, Outcome
+from branchwise.agent.plan.condense import WorkingMemory
+from branchwise.agent.record.events import CheckResult, EventBus
+from branchwise.agent.run.actor import Acted, Actor
+from branchwise.agent.run.budget import BudgetView
+from branchwise.agent.run.query import Asker
+from branchwise.agent.run.solver import Verify
 from branchwise.agent.search import value as V
 from branchwise.agent.search.tree import Node, SearchTree
 from branchwise.tools import ToolContext
-
-Verify = Callable[[], list[CheckResult]]
 
 
 class Workspace(Protocol):
@@ -34,15 +34,21 @@ class SearchContext:
 
     model: Model
     judge: Model | None
+    asker: Asker
     actor: Actor
     ctx: ToolContext
     workspace: Workspace
     bus: EventBus
     settings: SearchSettings
-    limits: LimitsSettings
+    budget: BudgetView
+    max_finish_rejections: int = 3
     verify: Verify | None = None
     tree_path: Path | None = None
     task: str = ""
+    condense: WorkingMemory | None = None
+    """Keeps each proposal's prompt within the context budget (None: no bound)."""
+    first_reply: Reply | None = None
+    """A reply already given for the root state (the answer to the planner's question): the first proposal."""
 
 
 @dataclass
@@ -64,36 +70,4 @@ class Pending:
     node: Node
     parent: Node
     signals: V.Signals
-    outcome: Outcome
-
-
-class Budget:
-    """Model calls, nodes, cost and wall time shared by the whole search."""
-
-    def __init__(self, settings: SearchSettings, limits: LimitsSettings) -> None:
-        self.settings, self.limits = settings, limits
-        self.calls = 0
-        self.nodes = 0
-        self.cost_usd = 0.0
-        self.usage = Usage()
-        self.started = time.monotonic()
-
-    def exhausted(self) -> str | None:
-        s, lim = self.settings, self.limits
-        if self.calls >= s.max_model_calls:
-            return f"model-call budget used ({s.max_model_calls})"
-        if self.nodes >= s.max_nodes:
-            return f"node budget used ({s.max_nodes})"
-        if lim.max_cost_usd and self.cost_usd >= lim.max_cost_usd:
-            return f"cost limit reached (${self.cost_usd:.4f})"
-        if time.monotonic() - self.started >= lim.max_wall_s:
-            return f"wall-time limit reached ({lim.max_wall_s:g} s)"
-        return None
-
-    def calls_left(self) -> int:
-        return max(0, self.settings.max_model_calls - self.calls)
-
-    def charge(self, reply: Reply, *, calls: int = 1) -> None:
-        self.calls += calls
-        self.cost_usd += reply.cost_usd
-        self.usage = self.usage + reply.usage
+    outcome: Acted

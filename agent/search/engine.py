@@ -1,26 +1,36 @@
 """What every search strategy does: restore a node, propose replies, run each in the workspace, value it.
 
 One expansion = restore the parent's snapshot → run the reply's tool calls through the actor (policy,
-sandbox) → snapshot → value (executable signals first, the judge second) → backpropagate.
+sandbox) → snapshot → value (executable signals first, the judge second) → backpropagate. Every executed
+node is one step of the run's budget; proposals and judgements are its model calls.
 """
 
 from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Literal
 
-from branchwise.agent.models.base import Message, Model, Reply, reply_event
-from branchwise.agent.record.events import SearchNode, StepFinished, ToolCallRecord
+from branchwise.agent.models.base import Message, Reply
+from branchwise.agent.record.events import SearchDone, SearchNode, StepFinished, ToolCallRecord
 from branchwise.agent.record.normalise import normalise
-from branchwise.agent.run.actor import NO_TOOL_CALL, Outcome
+from branchwise.agent.run.actor import NO_TOOL_CALL, Acted
+from branchwise.agent.run.budget import Exhausted
+from branchwise.agent.search import final
 from branchwise.agent.search import value as V
-from branchwise.agent.search.actions import action_key, alternatives_note, path_observations, short_outcome, summarize
-from branchwise.agent.search.context import Budget, Pending, SearchContext, SearchResult
+from branchwise.agent.search.actions import (
+    action_key,
+    alternatives_note,
+    classify_calls,
+    path_observations,
+    short_outcome,
+    summarize,
+)
+from branchwise.agent.search.context import Pending, SearchContext, SearchResult
 from branchwise.agent.search.static import check_python
 from branchwise.agent.search.tree import Node, SearchTree
-from branchwise.sandbox.policy.effects import classify_calls
 from branchwise.tools import Observation
+
+PINNED_MESSAGES = 3
 
 
 class Search:
@@ -31,14 +41,21 @@ class Search:
     def __init__(self, sc: SearchContext) -> None:
         self.sc = sc
         self.tree = SearchTree(strategy=self.name)
-        self.budget = Budget(sc.settings, sc.limits)
+        self.budget = sc.budget
+        self.exhausted: Exhausted | None = None
         self._histories: dict[int, dict[str, list[bytes | None]]] = {}
         self._current: int | None = None
+        self._first_reply = sc.first_reply
         self.use_judge = sc.judge is not None
 
     def run(self, messages: list[Message]) -> SearchResult:
         """Search from the conversation `messages` and the workspace as it is now."""
         raise NotImplementedError
+
+    def out_of_budget(self) -> str | None:
+        """Why no more nodes may be made (the run's limits or the search's own caps), remembered for the verdict."""
+        self.exhausted = self.budget.exhausted()
+        return self.exhausted.reason if self.exhausted else None
 
     # -- the tree --------------------------------------------------------------------------------
 
@@ -70,43 +87,45 @@ class Search:
             ctx.sandbox.run(["bash", "--noprofile", "--norc", "-c", command], cwd=ctx.workspace, timeout=300)
         self._current = node.id
 
+    def patch_of(self, node: Node) -> str:
+        return str(self.sc.workspace.diff(self.tree.nodes[0].snapshot, node.snapshot).patch)
+
     def enough_verified(self) -> str | None:
         """A stop reason once `min_verified` distinct candidates pass the checks and the judge agrees."""
-        from branchwise.agent.search.final import distinct, verified_nodes
-
         need = self.sc.settings.min_verified
-        # Weak tests pass wrong changes too: stop early only when the judge does not object (spec a.8).
+        # Weak tests pass wrong changes too: stop early only when the judge does not object to the candidate.
         bar = self.sc.settings.early_stop_judge
-        found = [n for n in verified_nodes(self) if n.judge is None or n.judge["value"] >= bar]
-        if len(found) >= need and (need == 1 or len(distinct(self, found)) >= need):
+        found = [n for n in final.verified_nodes(self.tree) if n.judge is None or n.judge["value"] >= bar]
+        if len(found) >= need and (need == 1 or len(final.distinct(found, self.patch_of)) >= need):
             return f"{need} verified candidate{'s' if need > 1 else ''} found"
         return None
 
     # -- proposing -------------------------------------------------------------------------------
 
     def propose(self, node: Node, k: int, feedback: str | None) -> list[Reply]:
-        """k candidate replies from the node's conversation: one query with n, or alternatives asked in turn."""
+        """Up to k candidate replies from the node's conversation: one query with n, or alternatives in turn.
+
+        Never more than the budget can still execute and pay for."""
         messages = self.tree.conversation(node.id)
         if feedback:
             messages = [*messages, {"role": "user", "content": feedback}]
-        k = max(1, min(k, self.budget.calls_left()))
+        if self.sc.condense is not None:
+            messages = list(messages)
+            self.sc.condense.fit(messages, PINNED_MESSAGES)
+        k = max(1, min(k, self.budget.calls_left(), self.budget.steps_left()))
+        replies: list[Reply] = []
+        if self._first_reply is not None and node.id == 0:
+            replies, self._first_reply = [self._first_reply], None
+            k -= 1
         tools = self.sc.actor.toolbox.schemas()
         temperature = self.sc.settings.temperature
-        if k == 1 or getattr(self.sc.model, "supports_n", True):
-            replies = self.sc.model.query(messages, tools, n=k, temperature=temperature)
+        if k > 0 and (k == 1 or self.sc.model.supports_n):
+            replies += self.sc.asker.ask(self.sc.model, messages, tools, n=k, temperature=temperature)
         else:
-            replies = []
             for _ in range(k):
                 asked = messages + ([{"role": "user", "content": alternatives_note(replies)}] if replies else [])
-                replies += self.sc.model.query(asked, tools, n=1, temperature=temperature)
-        for reply in replies:
-            self.record(reply, self.sc.model)
+                replies += self.sc.asker.ask(self.sc.model, asked, tools, n=1, temperature=temperature)
         return replies
-
-    def record(self, reply: Reply, model: Model, purpose: Literal["act", "judge", "choose", "plan"] = "act") -> None:
-        """Charge a reply to the budget and emit it (replay feeds recorded replies back in this order)."""
-        self.budget.charge(reply)
-        self.sc.bus.emit(reply_event(reply, model.name, purpose))
 
     # -- executing a child -----------------------------------------------------------------------
 
@@ -149,7 +168,7 @@ class Search:
             depth=parent.depth + 1,
             action=summarize(reply),
             action_key=key,
-            kind=classify_calls(reply.tool_calls),
+            kind=classify_calls(self.sc.actor.toolbox, reply.tool_calls),
             feedback=feedback,
             replay=list(parent.replay),
             messages=[*prefix, reply.as_message()],
@@ -161,7 +180,6 @@ class Search:
             self.emit_node(node)
             return node
         self.tree.add(node)
-        self.budget.nodes += 1
         self.restore(parent)
         self.sc.bus.step = node.id
         outcome = self.sc.actor.act(reply)
@@ -172,7 +190,8 @@ class Search:
         elif outcome.no_tool_call:
             node.messages.append({"role": "user", "content": NO_TOOL_CALL})
             signals.tool_errors += 1
-        node.snapshot = parent.snapshot if node.kind == "read" else self.sc.workspace.snapshot(f"node {node.id}")
+        unchanged = node.kind == "read" or outcome.read_only
+        node.snapshot = parent.snapshot if unchanged else self.sc.workspace.snapshot(f"node {node.id}")
         node.cwd = str(self.sc.ctx.cwd) if self.sc.ctx.cwd else None
         self._histories[node.id] = copy.deepcopy(self.sc.ctx.edit_history)
         self._current = node.id
@@ -190,11 +209,12 @@ class Search:
         node = pending.node
         self.evaluate(node, pending.parent, pending.signals, judgement)
         self.tree.backpropagate(node.id, node.reward or 0.0)
-        self.sc.bus.emit(StepFinished(usage=self.budget.usage, cost_usd=self.budget.cost_usd))
+        tally = self.budget.budget.tally
+        self.sc.bus.emit(StepFinished(usage=tally.usage, cost_usd=tally.cost_usd))
         self.emit_node(node)
         self.save()
 
-    def signals(self, node: Node, outcome: Outcome) -> V.Signals:
+    def signals(self, node: Node, outcome: Acted) -> V.Signals:
         signals = V.Signals()
         path_results = path_observations(self.tree, node)
         for call, obs in outcome.results:
@@ -218,10 +238,13 @@ class Search:
     def checks_each_step(self) -> bool:
         return self.sc.verify is not None and self.sc.settings.check_after_edits
 
+    def verify(self, node: Node) -> list:
+        assert self.sc.verify is not None
+        return self.sc.verify(self.tree.conversation(node.id))
+
     def check_state(self, node: Node, signals: V.Signals) -> None:
         """Run the task's checks on the current state and count them as test results for the reward."""
-        assert self.sc.verify is not None
-        results = self.sc.verify()
+        results = self.verify(node)
         counts = [V.parse_test_counts(c.output) for c in results]
         passed = sum(c[0] if c else int(r.passed) for c, r in zip(counts, results, strict=True))
         failed = sum(c[1] if c else int(not r.passed) for c, r in zip(counts, results, strict=True))
@@ -248,12 +271,12 @@ class Search:
             node.status = "finished"
             node.messages.append(self.sc.actor.tool_message(call, Observation("Finished.")))
             return
-        node.checks = self.sc.verify()
+        node.checks = self.verify(node)
         failed = [c for c in node.checks if not c.passed]
         parent = self.tree.nodes[node.parent or 0]
         if failed and node.kind == "read" and parent.checks and all(c.passed for c in parent.checks):
             # The same files passed these checks a moment ago: a flaky check, and a third run breaks the tie.
-            node.checks = self.sc.verify()
+            node.checks = self.verify(node)
             failed = [c for c in node.checks if not c.passed]
         signals.checks = node.checks
         if not failed:
@@ -288,9 +311,12 @@ class Search:
                 "feedback": judgement.feedback,
             }
 
+    def ask_judge(self, messages: list[Message]) -> Reply:
+        assert self.sc.judge is not None
+        return self.sc.asker.ask(self.sc.judge, messages, [], temperature=0.0, purpose="judge")[0]
+
     def judge(self, siblings: list[Pending]) -> list[V.Judgement | None]:
         """One judge call for children of the same node: the plain prompt for one, a comparison for several."""
-        assert self.sc.judge is not None
         first = siblings[0].node
         history = [n.action for n in self.tree.path(first.id)[1:-1]]
         tried = [(p.node.action, "\n".join(obs.output for _, obs in p.outcome.results)) for p in siblings]
@@ -298,9 +324,25 @@ class Search:
             messages = V.judge_messages(self.sc.task, history, *tried[0], first.depth)
         else:
             messages = V.compare_messages(self.sc.task, history, tried, first.depth)
-        judgements, reply = V.ask_judge(self.sc.judge, messages, len(tried))
-        self.record(reply, self.sc.judge, "judge")
+        judgements, _ = V.ask_judge(self.ask_judge, messages, len(tried))
         return judgements
+
+    # -- the end ---------------------------------------------------------------------------------
+
+    def finalize(self, stop_reason: str) -> SearchResult:
+        """Choose a node, leave the workspace on it, record the alternatives and the tree."""
+        tree = self.tree
+        tree.stop_reason = stop_reason
+        can_choose = self.sc.judge is not None and self.budget.calls_left() > 0
+        chosen, alternatives = final.pick(tree, self.patch_of, self.ask_judge if can_choose else None, self.sc.task)
+        tree.chosen, tree.alternatives = chosen.id, [n.id for n in alternatives]
+        self.restore(chosen)
+        self.sc.bus.emit(SearchDone(strategy=tree.strategy, chosen=chosen.id, alternatives=tree.alternatives,
+                                    nodes=len(tree.nodes), stop_reason=stop_reason))  # fmt: skip
+        self.save()
+        status, summary = final.verdict(chosen, stop_reason, out_of_budget=self.exhausted is not None)
+        return SearchResult(status=status, summary=summary, chosen=chosen, tree=tree, checks=chosen.checks,
+                            messages=tree.conversation(chosen.id))  # fmt: skip
 
     # -- feedback, events, persistence -------------------------------------------------------------
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from branchwise.agent.models.base import Message, Model, Reply
+from branchwise.agent.models.base import Message, Reply
 from branchwise.agent.record.events import CheckResult
 
 _PYTEST = re.compile(r"(\d+) (passed|failed|errors?)\b")
@@ -85,7 +86,8 @@ def is_test_command(command: str) -> bool:
 
 
 def blend(signals: Signals, judge: float | None, *, finished: bool, previous_tests: tuple[int, int] | None) -> float:
-    """The reward in [0, 1]: decisive executable signals override the judge (research spec a.5)."""
+    """The reward in [0, 1]: decisive executable signals (syntax errors, failed tools, test counts, checks)
+    override the judge, whose opinion only fills in where they say nothing or are blended with test results."""
     if finished:
         if signals.checks_pass is False:
             return 0.0
@@ -190,10 +192,11 @@ class Judgement:
 
 
 def ask_judge(
-    model: Model, messages: list[Message], count: int = 1, *, temperature: float = 0.0
+    ask: Callable[[list[Message]], Reply], messages: list[Message], count: int = 1
 ) -> tuple[list[Judgement | None], Reply]:
-    """One judge call rating `count` candidates; a reply that is not the asked-for JSON gives no opinion (None)."""
-    reply = model.query(messages, [], n=1, temperature=temperature)[0]
+    """One judge call (`ask` makes it) rating `count` candidates; a reply that is not the asked-for JSON gives no
+    opinion (None)."""
+    reply = ask(messages)
     match = _JSON_OBJECT.search(reply.content or "")
     try:
         data = json.loads(match.group(0)) if match else None

@@ -31,7 +31,13 @@ class SimPolicy:
         self._ids = 0
 
     def query(
-        self, messages: list[Message], tools: list[dict[str, Any]], *, n: int = 1, temperature: float | None = None
+        self,
+        messages: list[Message],
+        tools: list[dict[str, Any]],
+        *,
+        n: int = 1,
+        temperature: float | None = None,
+        deadline: float | None = None,
     ) -> list[Reply]:
         done = sum(1 for m in messages if m.get("role") == "tool" and str(m.get("content", "")).startswith("applied "))
         avoid = self.tried(messages[-1]) if self.rng.random() < self.noise.p_heed else set()
@@ -84,7 +90,13 @@ class SimJudge:
         self.task, self.noise, self.rng = task, noise, rng
 
     def query(
-        self, messages: list[Message], tools: list[dict[str, Any]], *, n: int = 1, temperature: float | None = None
+        self,
+        messages: list[Message],
+        tools: list[dict[str, Any]],
+        *,
+        n: int = 1,
+        temperature: float | None = None,
+        deadline: float | None = None,
     ) -> list[Reply]:
         system, user = str(messages[0]["content"]), str(messages[-1]["content"])
         if system.startswith("Several candidate changes"):
@@ -151,12 +163,26 @@ class SimJudge:
 class CountingModel:
     """Counts the replies a model hands out, so every strategy is charged the same way."""
 
+    kind = "litellm"  # stands for a real model: the search uses its judge
+
     def __init__(self, inner: Model) -> None:
         self.inner, self.name, self.calls = inner, inner.name, 0
         self.supports_n = getattr(inner, "supports_n", True)
 
+    def count_tokens(self, messages: list[Message], tools: list[dict[str, Any]]) -> int:
+        return 100 * len(messages)
+
+    def context_window(self) -> int | None:
+        return None
+
     def query(
-        self, messages: list[Message], tools: list[dict[str, Any]], *, n: int = 1, temperature: float | None = None
+        self,
+        messages: list[Message],
+        tools: list[dict[str, Any]],
+        *,
+        n: int = 1,
+        temperature: float | None = None,
+        deadline: float | None = None,
     ) -> list[Reply]:
         replies = self.inner.query(messages, tools, n=n, temperature=temperature)
         self.calls += len(replies)

@@ -1,4 +1,4 @@
-"""Run one simulated task with one strategy through the project's real code: Executor, BestOfN or MCTS."""
+"""Run one simulated task with one strategy through the project's real code: the plain loop, BestOfN or MCTS."""
 
 from __future__ import annotations
 
@@ -7,12 +7,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from branchwise.agent.config.schema import LimitsSettings, SearchSettings
+from branchwise.agent.config.schema import Config, SearchSettings
 from branchwise.agent.errors import StopRun
+from branchwise.agent.plan.condense import WorkingMemory
 from branchwise.agent.record.events import CheckResult, EventBus
 from branchwise.agent.run.actor import Actor
-from branchwise.agent.run.loop import Executor
-from branchwise.agent.search import MCTS, BestOfN, SearchContext
+from branchwise.agent.run.budget import Budget, Caps
+from branchwise.agent.run.context import RunContext
+from branchwise.agent.run.loop import LoopSolver
+from branchwise.agent.run.query import Asker
+from branchwise.agent.run.solver import Goal
+from branchwise.agent.search.context import SearchContext
+from branchwise.agent.search.solver import STRATEGIES as STRATEGY_CLASSES
 from branchwise.sandbox.workspace.safefs import WorkspaceFS
 from branchwise.tools import ToolBox, ToolContext, default_tools
 
@@ -79,18 +85,34 @@ def run_task(
     return Outcome(status == "completed" and task.solved(rig.world.state), covered, calls, rig.judge.calls)
 
 
+def _context(rig: Rig, settings: SearchSettings, budget: Budget) -> RunContext:
+    """The real run context, with the simulated model, judge and workspace plugged into its seams."""
+    bus = EventBus()
+    bus.subscribe(budget)
+    toolbox = ToolBox(default_tools())
+    config = Config(search=settings, planner={"condense": False})
+    memory = WorkingMemory(lambda m: 0, 10**9, bus, enabled=False)
+    return RunContext(config=config, model=rig.policy, judge=rig.judge, asker=Asker(bus, budget),
+                      actor=Actor(toolbox, rig.ctx, bus), toolbox=toolbox, tools=rig.ctx, bus=bus,
+                      workspace=rig.workspace, budget=budget, condense=memory,  # type: ignore[arg-type]
+                      checker=None, run_dir=rig.ctx.workspace)  # type: ignore[arg-type]  # fmt: skip
+
+
+def _goal(prompt: str) -> Goal:
+    return Goal(index=0, title=prompt, task=prompt,
+                opening=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}])  # fmt: skip
+
+
 def _run_plain(rig: Rig, prompt: str, budget: int) -> str:
     """The plain loop (strategy none): its step limit is the call budget; it has no judge."""
-    limits = LimitsSettings(max_steps=budget)
-    toolbox = ToolBox(default_tools())
-    executor = Executor(
-        rig.policy, toolbox, rig.ctx, EventBus(), limits, temperature=TEMPERATURE, run_checks=rig.verify
-    )
+    meter = Budget(Caps(steps=budget), wall_s=3600)
+    rc = _context(rig, SearchSettings(temperature=TEMPERATURE), meter)
+    rc.config.llm.temperature = TEMPERATURE
     try:
-        executor.run(SYSTEM, prompt)
+        outcome = LoopSolver(rc).solve(_goal(prompt), lambda _c: rig.verify(), meter.view("task"))
     except StopRun as stop:
         return stop.status
-    raise AssertionError("the executor returned without a stop reason")
+    return "completed" if outcome.status == "done" else "failed"
 
 
 def _run_search(rig: Rig, strategy: str, prompt: str, budget: int, search: dict[str, Any]) -> tuple[str, bool]:
@@ -104,23 +126,15 @@ def _run_search(rig: Rig, strategy: str, prompt: str, budget: int, search: dict[
         temperature=TEMPERATURE,
         **search,
     )
-    bus = EventBus()
-    toolbox = ToolBox(default_tools())
-    sc = SearchContext(
-        model=rig.policy,
-        judge=rig.judge,
-        actor=Actor(toolbox, rig.ctx, bus),
-        ctx=rig.ctx,
-        workspace=rig.workspace,
-        bus=bus,
-        settings=settings,
-        limits=LimitsSettings(),
-        verify=rig.verify,
-        task=prompt,
-    )
-    engine = {"best-of-n": BestOfN, "mcts": MCTS}[strategy](sc)
-    result = engine.run([{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}])
-    assert engine.budget.calls == rig.policy.calls + rig.judge.calls, "the engine and the wrapper disagree on calls"
+    meter = Budget(Caps(model_calls=budget), wall_s=3600)
+    rc = _context(rig, settings, meter)
+    view = meter.view("search", steps=settings.max_nodes, model_calls=settings.max_model_calls)
+    sc = SearchContext(model=rig.policy, judge=rig.judge, asker=rc.asker, actor=rc.actor, ctx=rig.ctx,
+                       workspace=rig.workspace, bus=rc.bus, settings=settings, budget=view,
+                       verify=lambda _c: rig.verify(), task=prompt)  # fmt: skip
+    engine = STRATEGY_CLASSES[strategy](sc)
+    result = engine.run(list(_goal(prompt).opening))
+    assert meter.tally.model_calls == rig.policy.calls + rig.judge.calls, "the budget and the wrapper disagree on calls"
     states = rig.workspace.states
     covered = any(n.finished and rig.world.task.solved(states[n.snapshot]) for n in result.tree.nodes)
     return result.status, covered

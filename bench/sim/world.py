@@ -118,6 +118,7 @@ class SimSandbox:
         env: Mapping[str, str] | None = None,
         stdin: bytes | None = None,
         limits: OutputLimits | None = None,
+        keep_background: bool = False,
     ) -> ExecResult:
         script = argv[-1]
         code, output = self.execute(script.split("\n", 1)[0].strip())

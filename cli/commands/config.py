@@ -10,9 +10,10 @@ from pydantic import BaseModel
 
 from branchwise.agent.config.layers import load_config, project_config_path, user_config_path
 from branchwise.agent.config.schema import Config
-from branchwise.agent.errors import BranchwiseError
-from branchwise.agent.run.session import find_workspace
+from branchwise.agent.errors import UsageError
+from branchwise.cli.common import workspace_for
 from branchwise.cli.render.output import Output
+from branchwise.cli.render.tables import print_table
 
 HEADER = """\
 # branchwise configuration. Every setting is optional; the commented values are the defaults.
@@ -25,20 +26,15 @@ HEADER = """\
 
 def show(*, task_file: Path | None, as_json: bool, cd: Path | None, out: Output | None = None) -> int:
     out = out or Output()
-    try:
-        workspace = find_workspace((cd or Path.cwd()).resolve())
-        loaded = load_config(workspace, task_file=task_file.resolve() if task_file else None)
-    except BranchwiseError as err:
-        out.error(str(err))
-        return err.exit_code
+    resolved = task_file.resolve() if task_file else None
+    workspace = workspace_for(cd, resolved)
+    loaded = load_config(workspace, task_file=resolved)
     flat = _flatten(loaded.config.model_dump(mode="json"))
     if as_json:
         out.data({key: {"value": value, "source": loaded.sources.get(key, "default")} for key, value in flat.items()})
         return 0
-    width = max(len(f"{k} = {_toml(v)}") for k, v in flat.items())
-    for key, value in flat.items():
-        line = f"{key} = {_toml(value)}"
-        out.info(f"{line.ljust(width)}  # {loaded.sources.get(key, 'default')}")
+    rows = [[key, _toml(value), loaded.sources.get(key, "default")] for key, value in flat.items()]
+    print_table(out.out, ["setting", "value", "from"], rows, wrap=["value", "from"])
     return 0
 
 
@@ -96,12 +92,15 @@ def _commented(name: str, description: str | None, default: Any) -> list[str]:
 
 def init(*, project: bool, force: bool, cd: Path | None, out: Output | None = None) -> int:
     out = out or Output()
-    workspace = find_workspace((cd or Path.cwd()).resolve())
-    path = project_config_path(workspace) if project else user_config_path()
+    path = project_config_path(workspace_for(cd)) if project else user_config_path()
     if path.exists() and not force:
-        out.error(f"{path} already exists (use --force to overwrite)")
-        return 2
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(starter_text(), encoding="utf-8")
+        raise UsageError(f"{path} already exists (use --force to overwrite)")
+    if path.exists() and not path.is_file():
+        raise UsageError(f"{path} exists and is not a file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(starter_text(), encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {exc.filename or path}: {exc.strerror or exc}") from None
     out.info(f"wrote {path}")
     return 0

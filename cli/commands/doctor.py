@@ -6,8 +6,9 @@ from pathlib import Path
 
 from branchwise.agent.config.layers import load_config
 from branchwise.agent.errors import EXIT_ENVIRONMENT, BranchwiseError
-from branchwise.agent.run.session import find_workspace
+from branchwise.cli.common import workspace_for
 from branchwise.cli.render.output import Output
+from branchwise.cli.render.tables import print_table
 from branchwise.sandbox.isolation.probe import Probe, run_probes, sandbox_available
 
 STYLE = {"ok": "green", "degraded": "yellow", "missing": "red"}
@@ -29,22 +30,12 @@ def model_probe(workspace: Path) -> Probe:
 
 def doctor_command(*, cd: Path | None, out: Output | None = None) -> int:
     out = out or Output()
-    workspace = find_workspace((cd or Path.cwd()).resolve())
-    try:
-        settings = load_config(workspace).config.sandbox
-    except BranchwiseError as err:
-        out.error(str(err))
-        return err.exit_code
+    workspace = workspace_for(cd)
+    settings = load_config(workspace).config.sandbox
     probes = [*run_probes(settings), model_probe(workspace)]
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False)
-    for column in ("check", "status", "detail", "fix"):
-        table.add_column(column, overflow="fold")
-    for p in probes:
-        table.add_row(p.name, f"[{STYLE.get(p.status, 'white')}]{p.status}[/]", p.detail, p.fix)
-    Console(file=out.out, width=140).print(table)
+    rows = [[p.name, p.status, p.detail, p.fix] for p in probes]
+    styles = [STYLE.get(p.status) for p in probes]
+    print_table(out.out, ["check", "status", "detail", "fix"], rows, wrap=["detail", "fix"], styles=styles)
     available, reason = sandbox_available(settings)
     if not available:
         out.error(f"the sandbox cannot be had: {reason}; runs will refuse to start (exit 4)")

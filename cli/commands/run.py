@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from branchwise.agent.config.layers import LoadedConfig, load_config
-from branchwise.agent.errors import BranchwiseError, UsageError
+from branchwise.agent.errors import UsageError
 from branchwise.agent.models.factory import make_model
 from branchwise.agent.record.events import EventBus, Warning
-from branchwise.agent.run.session import Session, find_workspace
+from branchwise.agent.run.session import Session
 from branchwise.agent.run.wiring import make_sandbox_for
+from branchwise.agent.run.workspace import check_size, find_workspace, starting_point
 from branchwise.cli.render.output import FORMATS, Output
 
 
@@ -28,19 +29,16 @@ class RunOptions:
     flags: dict[str, Any] = field(default_factory=dict)
     full_access: bool = False
     plan_only: bool = False
+    no_git: bool = False
 
 
 def run_command(options: RunOptions, out: Output | None = None) -> int:
-    """Run one task; returns the exit code (user errors are one line on stderr)."""
+    """Run one task; returns the exit code (errors before the run raise, and `main` renders them)."""
     if options.output_format not in FORMATS:
-        (out or Output()).error(f"--output-format must be one of {', '.join(FORMATS)}")
-        return 2
+        Output()
+        raise UsageError(f"--output-format must be one of {', '.join(FORMATS)}")
     out = out or Output(options.output_format)
-    try:
-        session = build_session(options, out)
-    except BranchwiseError as err:
-        out.error(str(err))
-        return err.exit_code
+    session = build_session(options, out)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         with session:
@@ -58,13 +56,16 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def build_session(options: RunOptions, out: Output) -> Session:
-    start = (options.cd or Path.cwd()).resolve()
-    if not start.is_dir():
-        raise UsageError(f"--cd {options.cd}: not a directory")
-    workspace = find_workspace(start)
     task_file = options.task_file.resolve() if options.task_file else None
+    start = starting_point(options.cd, task_file)
+    # The user's own config may allow a non-git workspace; a directory that is not a repository has no other.
+    allow = (
+        options.no_git or load_config(start, task_file=task_file, flags=options.flags).config.workspace.allow_non_git
+    )
+    workspace = find_workspace(start, allow_non_git=allow)
     loaded = load_config(workspace, task_file=task_file, flags=options.flags)
     resolve_task(options, loaded)  # fail on a missing task before anything is started
+    check_size(workspace, loaded.config.workspace.max_files)
     sandbox = make_sandbox_for(loaded.config, workspace, full_access=options.full_access)
     bus = EventBus()
     bus.subscribe(out.event)

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from branchwise.agent.config.layers import load_config
-from branchwise.agent.errors import BranchwiseError
-from branchwise.agent.run.session import find_workspace
+from branchwise.agent.errors import UsageError
 from branchwise.agent.run.wiring import make_sandbox_for
+from branchwise.agent.run.workspace import find_workspace, starting_point
 from branchwise.cli.render.output import Output
 from branchwise.sandbox.isolation.bwrap import BwrapSandbox
 
@@ -29,20 +29,15 @@ def sandbox_run_command(
     if command and command[0] == "--":
         command = command[1:]
     if not command:
-        out.error("no command given: branchwise sandbox run -- COMMAND [ARGS...]")
-        return 2
+        raise UsageError("no command given: branchwise sandbox run -- COMMAND [ARGS...]")
     if command[0].startswith("-"):
         # Unknown options before the command arrive as its first words; no real command starts with a dash.
-        out.error(f"unknown option {command[0]} (see branchwise sandbox run --help; the command goes after --)")
-        return 2
-    cwd = (cd or Path.cwd()).resolve()
-    try:
-        workspace = find_workspace(cwd)
-        loaded = load_config(workspace, flags=flags)
-        sandbox = make_sandbox_for(loaded.config, workspace, full_access=full_access)
-    except BranchwiseError as err:
-        out.error(str(err))
-        return err.exit_code
+        raise UsageError(f"unknown option {command[0]} (see branchwise sandbox run --help; the command goes after --)")
+    cwd = starting_point(cd, None)
+    allow = bool(flags.get("workspace.allow_non_git")) or load_config(cwd, flags=flags).config.workspace.allow_non_git
+    workspace = find_workspace(cwd, allow_non_git=allow)
+    loaded = load_config(workspace, flags=flags)
+    sandbox = make_sandbox_for(loaded.config, workspace, full_access=full_access)
     with sandbox:
         if not sandbox.describe().get("isolated"):
             out.warn("running UNSANDBOXED: the command runs directly on this machine")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from branchwise.agent.errors import UsageError
 from branchwise.agent.record.trajectory import runs_dir
-from branchwise.agent.run.session import find_workspace
 from branchwise.agent.search.tree import Node, SearchTree
+from branchwise.cli.common import workspace_for
 from branchwise.cli.render.output import Output
 
 STATUS_MARK = {
@@ -22,15 +23,17 @@ STATUS_MARK = {
 
 def tree_command(run_id: str, *, html_path: Path | None, cd: Path | None, out: Output | None = None) -> int:
     out = out or Output()
-    workspace = find_workspace((cd or Path.cwd()).resolve())
+    workspace = workspace_for(cd)
     trees = load_trees(runs_dir(workspace) / run_id)
     if not trees:
         known = (runs_dir(workspace) / run_id).is_dir()
         reason = "it ran without search (--search none)" if known else "no such run"
-        out.error(f"run {run_id} has no search tree: {reason}")
-        return 2
+        raise UsageError(f"run {run_id} has no search tree: {reason}")
     if html_path is not None:
-        html_path.write_text(render_html(trees, run_id), encoding="utf-8")
+        try:
+            html_path.write_text(render_html(trees, run_id), encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {html_path}: {exc.strerror or exc}") from None
         out.info(f"wrote {html_path}")
         return 0
     from rich.console import Console

@@ -4,14 +4,30 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, TextIO
+from typing import Any, ClassVar, TextIO
 
 FORMATS = ("text", "json", "stream-json")
 _PREVIEW_LINES = 8
 
 
+def requested_format(argv: list[str]) -> str:
+    """The output format a command line asks for (for errors found before the command itself ran)."""
+    for i, arg in enumerate(argv):
+        value = None
+        if arg in ("-o", "--output-format") and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith("--output-format="):
+            value = arg.split("=", 1)[1]
+        if value in FORMATS:
+            return value
+    return "text"
+
+
 class Output:
     """Renders events and messages in the chosen format: text (people), json (one final object), stream-json."""
+
+    active: ClassVar[Output | None] = None
+    """The output of the command that is running, so that `main` renders an error in its format."""
 
     def __init__(self, fmt: str = "text", *, out: TextIO | None = None, err: TextIO | None = None) -> None:
         self.fmt = fmt
@@ -19,6 +35,16 @@ class Output:
         self.err = err or sys.stderr
         self._console: Any = None
         self.plan: list[dict[str, Any]] | None = None
+        self.finished = False
+        Output.active = self
+
+    def fail(self, message: str, exit_code: int) -> None:
+        """An error that ends the command: one line on stderr, and in json formats a final object on stdout."""
+        self.error(message)
+        if self.fmt == "json" and not self.finished:
+            obj = {**EMPTY_RESULT, "status": "error", "exit_code": exit_code, "summary": message, "error": message}
+            print(json.dumps(obj, ensure_ascii=False), file=self.out)
+            self.finished = True
 
     @property
     def console(self) -> Any:
@@ -75,6 +101,7 @@ class Output:
 
     def result(self, finished: Any) -> None:
         """The end of a run: the final object (json), nothing more (stream-json had it), or a summary (text)."""
+        self.finished = True
         if self.fmt == "json":
             obj = result_object(finished)
             if self.plan is not None:
@@ -184,8 +211,25 @@ class Output:
         print("\n".join(line for line in lines if line), file=self.out)
 
 
+# The final object's keys when no run took place (an error before or instead of it).
+EMPTY_RESULT: dict[str, Any] = {
+    "status": "error",
+    "exit_code": 1,
+    "run_id": None,
+    "summary": "",
+    "error": None,
+    "steps": 0,
+    "tokens": {"prompt": 0, "completion": 0},
+    "cost_usd": 0.0,
+    "changed_files": [],
+    "checks": [],
+    "duration_s": 0.0,
+    "limit": None,
+}
+
+
 def result_object(finished: Any) -> dict[str, Any]:
-    """The `--output-format json` object: a stable, documented shape."""
+    """The `--output-format json` object: a stable, documented shape (keys are only ever added)."""
     return {
         "status": finished.status,
         "exit_code": finished.exit_code,
@@ -198,6 +242,7 @@ def result_object(finished: Any) -> dict[str, Any]:
         "changed_files": finished.changed_files,
         "checks": [{"command": c.command, "exit_code": c.exit_code, "passed": c.passed} for c in finished.checks],
         "duration_s": finished.duration_s,
+        "limit": finished.limit,
     }
 
 

@@ -1,4 +1,4 @@
-"""What a tool call can change, which decides how the search may branch over it.
+"""What a command can change, which decides how the search may branch over it (and what the policy asks).
 
 - read: changes nothing (view, grep, glob, finish)
 - file: changes workspace files only; a snapshot restore undoes it
@@ -10,12 +10,9 @@
 
 from __future__ import annotations
 
-import functools
 import re
 import shlex
 from collections.abc import Iterable
-
-from branchwise.agent.record.events import ToolCallRecord
 
 ORDER = ("read", "ephemeral", "file", "stateful", "irreversible")
 
@@ -47,14 +44,6 @@ _STATEFUL_RE = [re.compile(p) for p in _STATEFUL]
 _SPLIT = re.compile(r"\|\||&&|[;|\n&]")
 
 
-@functools.cache
-def tool_effects() -> dict[str, str]:
-    """What each tool says it changes (`Tool.effect`): read, file or exec."""
-    from branchwise.tools import default_tools
-
-    return {tool.name: tool.effect for tool in default_tools()}
-
-
 def classify_command(command: str) -> str:
     """The most consequential kind among the simple commands of a shell line."""
     kinds = [_classify_simple(part) for part in _SPLIT.split(command) if part.strip()]
@@ -76,19 +65,6 @@ def _classify_simple(part: str) -> str:
     if any(p.search(text) for p in _STATEFUL_RE):
         return "stateful"
     return "ephemeral"
-
-
-def classify_call(call: ToolCallRecord) -> str:
-    effect = tool_effects().get(call.name)
-    if effect in ("read", "file"):
-        return effect
-    if effect == "exec" and call.name == "shell":
-        return classify_command(str((call.arguments or {}).get("command", "")))
-    return "irreversible"  # an unknown tool may do anything: never branch past it
-
-
-def classify_calls(calls: Iterable[ToolCallRecord]) -> str:
-    return most_severe([classify_call(c) for c in calls] or ["read"])
 
 
 def most_severe(kinds: Iterable[str]) -> str:

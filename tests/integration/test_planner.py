@@ -65,7 +65,7 @@ def test_a_plan_from_the_task_file_is_used_as_given(cli, inventory, tmp_path):
         f'model = "scripted:{script}"\n'
         '[[plan]]\ntitle = "Write greeting.txt"\ndone_check = "grep -q hello greeting.txt"\n'
     )
-    res = cli("run", "-f", str(task), "-o", "stream-json", cwd=inventory, env=PLANNING)
+    res = cli("run", "-f", str(task), "-C", str(inventory), "-o", "stream-json", cwd=inventory, env=PLANNING)
     assert res.returncode == 0, res.stderr
     events = events_of(res)
     plan = next(e for e in events if e["type"] == "plan")

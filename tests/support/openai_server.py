@@ -92,6 +92,12 @@ def hang(seconds, then=None):
     return {"kind": "hang", "seconds": seconds, "then": then or reply("(late reply)")}
 
 
+def trickle(seconds, then=None):
+    """Answer with `then` (a reply), but first send one keep-alive space a second for `seconds` (JSON allows
+    leading whitespace): a per-read timeout never fires, only a bound on the whole reply does."""
+    return {"kind": "trickle", "seconds": seconds, "then": then or reply("(slow reply)")}
+
+
 def _tokens(text: str) -> int:
     """Deterministic ~4-chars-per-token estimate; exact counts are not the point here."""
     return math.ceil(len(text) / 4)
@@ -111,7 +117,7 @@ class FakeOpenAI:
 
     def start(self) -> FakeOpenAI:
         """Bind port 0 and serve in a daemon thread."""
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_Handler,), {"fake": self}))
+        self._httpd = _QuietServer(("127.0.0.1", 0), type("Handler", (_Handler,), {"fake": self}))
         self._httpd.daemon_threads = True  # a stuck handler must never block interpreter exit
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="FakeOpenAI", daemon=True
@@ -175,6 +181,15 @@ class FakeOpenAI:
             return [self._queue.popleft() for _ in range(n)]
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        """A client that gave up (a timeout test) resets its connection: not worth a traceback."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     """Per-connection handler; `fake` is injected by FakeOpenAI.start via a subclass."""
 
@@ -216,6 +231,7 @@ class _Handler(BaseHTTPRequestHandler):
                 {
                     "method": self.command,
                     "path": self.path,
+                    "time": time.monotonic(),
                     "body": body,
                     "headers": {k.lower(): v for k, v in self.headers.items()},
                 }
@@ -250,11 +266,29 @@ class _Handler(BaseHTTPRequestHandler):
         if entries[0]["kind"] == "hang":
             self.fake._stop.wait(entries[0]["seconds"])
             entries = [entries[0]["then"]]
+        if entries[0]["kind"] == "trickle":
+            return self._trickle(req, entries[0])
         if entries[0]["kind"] == "raw":
             return self._send_entry(entries[0])
-        usage = self._usage(req, entries)
         if req.get("stream"):
-            return self._stream(req, entries, usage)
+            return self._stream(req, entries, self._usage(req, entries))
+        self._send(200, self._completion_body(req, entries))
+
+    def _trickle(self, req: dict, entry: dict) -> None:
+        body = self._completion_body(req, [entry["then"]])
+        pad = int(entry["seconds"])
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(pad + len(body)))
+        self.end_headers()
+        for _ in range(pad):
+            self.wfile.write(b" ")
+            self.wfile.flush()
+            if self.fake._stop.wait(1.0):
+                return
+        self.wfile.write(body)
+
+    def _completion_body(self, req: dict, entries: list) -> bytes:
         choices = []
         for i, e in enumerate(entries):
             msg = {"role": "assistant", "content": e["content"]}
@@ -264,19 +298,15 @@ class _Handler(BaseHTTPRequestHandler):
                     for tc in e["tool_calls"]
                 ]
             choices.append({"index": i, "message": msg, "finish_reason": e["finish_reason"], "logprobs": None})
-        self._send(
-            200,
-            json.dumps(
-                {
-                    "id": "chatcmpl-fake",
-                    "object": "chat.completion",
-                    "created": int(time.time()),
-                    "model": req.get("model", "fake-model"),
-                    "choices": choices,
-                    "usage": usage,
-                }
-            ).encode(),
-        )
+        completion = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": req.get("model", "fake-model"),
+            "choices": choices,
+            "usage": self._usage(req, entries),
+        }
+        return json.dumps(completion).encode()
 
     @staticmethod
     def _usage(req: dict, entries: list) -> dict:

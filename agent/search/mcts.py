@@ -1,17 +1,22 @@
-"""Search strategies behind one interface: best-of-n (independent attempts) and mcts (a tree search)."""
+"""MCTS over actions: select the most promising node, expand it with hindsight feedback, value, backpropagate.
+
+The selection is SWE-Search's: UCT on [0, 1] values with a small exploration constant, a depth penalty so that
+shallow alternatives stay in reach, and penalties for nodes whose children repeat each other; a node whose last
+step failed gets a small bonus, because its next step is likely a correction. Re-expanding a node tells the
+model what its earlier children tried and how that went, so the next proposal differs.
+"""
 
 from __future__ import annotations
 
 import math
 
 from branchwise.agent.models.base import Message, Reply
-from branchwise.agent.search.context import Pending, SearchResult
+from branchwise.agent.search.actions import classify_calls
+from branchwise.agent.search.context import SearchResult
 from branchwise.agent.search.engine import Search
-from branchwise.agent.search.final import finalize
 from branchwise.agent.search.tree import Node
-from branchwise.sandbox.policy.effects import classify_calls
 
-# Selection weights on [0, 1] rewards (research spec a.6; SWE-Search's ±100 values scaled down).
+# Selection weights on [0, 1] rewards: SWE-Search's penalties (its values run from -100 to 100), scaled down.
 DUPLICATE_PENALTY = 0.125
 REPEAT_PENALTY = 0.25
 CORRECTION_BONUS = 0.1
@@ -26,7 +31,7 @@ class MCTS(Search):
     def run(self, messages: list[Message]) -> SearchResult:
         self.make_root(messages)
         while True:
-            stop = self.budget.exhausted() or self.enough_verified()
+            stop = self.out_of_budget() or self.enough_verified()
             if stop:
                 break
             node = self.select()
@@ -34,13 +39,13 @@ class MCTS(Search):
                 stop = "no node left to expand"
                 break
             self.expand(node)
-        return finalize(self, stop)
+        return self.finalize(stop)
 
     def expand(self, node: Node) -> None:
         feedback = self.hindsight(node)
         room = self.sc.settings.max_expansions - len(node.children)
         replies = self.propose(node, min(self.sc.settings.branching, room), feedback)
-        kinds = [classify_calls(r.tool_calls) for r in replies]
+        kinds = [classify_calls(self.sc.actor.toolbox, r.tool_calls) for r in replies]
         cut = kinds.index("irreversible") if "irreversible" in kinds else len(replies)
         self.add_children(node, replies[:cut], feedback)
         if cut < len(replies) and not self.enough_verified():
@@ -56,7 +61,8 @@ class MCTS(Search):
         return node.status in ("open", "failed") and len(node.children) < s.max_expansions and node.depth < s.max_depth
 
     def select(self) -> Node | None:
-        """Best-first by a UCT score with small exploration (research spec a.6)."""
+        """Best-first by a UCT score (value plus an exploration bonus that shrinks with visits) with a small
+        exploration constant, so the search mostly deepens its best branch."""
         candidates = [n for n in self.tree.subtree(self.tree.commit_root) if self.expandable(n)]
         if not candidates:
             return None
@@ -91,43 +97,3 @@ def _expects_correction(node: Node) -> bool:
     sig = node.signals
     tests = sig.get("tests") or {}
     return bool(sig.get("tool_errors") or sig.get("nonzero_exits") or tests.get("failed") or node.status == "failed")
-
-
-class BestOfN(Search):
-    """n independent attempts from the start, each the plain loop; the one that verifies is kept."""
-
-    name = "best-of-n"
-
-    def run(self, messages: list[Message]) -> SearchResult:
-        root = self.make_root(messages)
-        attempts = self.sc.settings.attempts
-        stop = None
-        for attempt in range(attempts):
-            calls = self.budget.calls_left() // (attempts - attempt)
-            nodes = (self.sc.settings.max_nodes - self.budget.nodes) // (attempts - attempt)
-            self.attempt(root, max(1, min(calls, nodes)))
-            stop = self.budget.exhausted() or self.enough_verified()
-            if stop or self.tree.commit_root != 0:
-                break
-        return finalize(self, stop or f"{attempts} attempts made")
-
-    def attempt(self, root: Node, steps: int) -> None:
-        node, rejections = root, 0
-        for _ in range(steps):
-            if self.budget.exhausted():
-                return
-            reply = self.propose(node, 1, None)[0]
-            irreversible = classify_calls(reply.tool_calls) == "irreversible"
-            node = self.add_child(node, reply, None, dedupe=False)
-            if irreversible:
-                self.tree.commit_root = node.id
-            if node.status in ("verified", "finished"):
-                return
-            if node.status == "failed":
-                rejections += 1
-                if rejections > self.sc.limits.max_finish_rejections:
-                    return
-
-    def wants_judge(self, pending: Pending) -> bool:
-        """Only finished candidates: attempts never steer by intermediate values, so judging them wastes calls."""
-        return pending.node.status in ("finished", "verified") and super().wants_judge(pending)
