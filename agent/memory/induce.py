@@ -121,7 +121,8 @@ def task_values(task: str) -> list[tuple[str, str]]:
         pathlike = "/" in value or re.search(r"\.[A-Za-z]{1,4}$", value) is not None
         order = (before, after) if pathlike else (after, before)
         words = [w.group(1).lower() for w in order if w and w.group(1).lower() not in _STOP]
-        name = _identifier(words[0] if words else "path" if pathlike else "value")
+        kind = "function" if value.endswith("()") else "path" if pathlike else "value"
+        name = _identifier(kind if kind == "function" or not words else words[0])
         while name in {n for _, n in out}:
             name += "_"
         out.append((value, name))
@@ -186,7 +187,7 @@ def induce(
             if s.call.name in ("create", "str_replace") and "path" in s.args
         ][-1:]
     gist = _replace(_first_line(trace.task), params, angle=True)
-    label = name or _name(trace.task, params, taken)
+    label = name or _name(trace.task, params, chosen, taken)
     return Shortcut(
         id=new_id("shortcut"),
         name=label,
@@ -300,12 +301,38 @@ def generalize(text: str, task: str) -> str:
     return text
 
 
-def _name(task: str, params: list[Parameter], taken: frozenset[str]) -> str:
+_VERBS = (
+    "add",
+    "fix",
+    "remove",
+    "delete",
+    "rename",
+    "update",
+    "create",
+    "implement",
+    "refactor",
+    "change",
+    "move",
+    "write",
+    "replace",
+    "support",
+    "bump",
+    "register",
+    "migrate",
+    "upgrade",
+    "document",
+    "test",
+)
+
+
+def _name(task: str, params: list[Parameter], steps: list[TraceStep], taken: frozenset[str]) -> str:
+    """verb_object: the task's first imperative verb and its first argument, else the first file it edits."""
     words = [w.lower() for w in re.findall(r"[A-Za-z][A-Za-z0-9]*", _QUOTED.sub(" ", task))]
-    content = [w for w in words if w not in _STOP]
+    verb = next((w for w in words if w in _VERBS), "edit")
     first = sorted(params, key=lambda p: task.find(p.value))[:1]
-    head = content[:1] + [p.name for p in first] if params else content[:3]
-    base = _identifier("_".join(head) or "task")[:40]
+    paths = [str(s.args["path"]) for s in steps if "path" in s.args]
+    thing = first[0].name if first else re.sub(r"\W+", "_", paths[0].rsplit("/", 1)[-1].split(".")[0]) if paths else ""
+    base = _identifier(f"{verb}_{thing}" if thing else verb)[:40]
     name, n = base, 2
     while name in taken:
         name, n = f"{base}_{n}", n + 1

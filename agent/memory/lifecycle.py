@@ -68,17 +68,24 @@ def uses(trace: Trace, items: list[Item], verification: Verification) -> list[Us
 
 
 def tip_used(tip: Tip, trace: Trace) -> bool:
-    """The run ran a command the tip recommends (the last one in backticks) or touched a path it names."""
+    """The run ran a command the tip recommends (the last one in backticks; a <name> stands for any word) or
+    touched a path it names."""
     ticked = _TICKED.findall(tip.text)
-    recommended = ticked[-1].strip() if ticked else ""
-    paths = {p for p in _PATHISH.findall(tip.text) if "<" not in p}
+    recommended = _template_regex(ticked[-1].strip()) if ticked else None
+    paths = [_template_regex(p) for p in _PATHISH.findall(tip.text)]
     for step in trace.calls:
-        command = str(step.args.get("command", "")).strip()
-        if recommended and command and (command == recommended or command.startswith(recommended + " ")):
+        command = " ".join(str(step.args.get("command", "")).split())
+        if recommended is not None and command and recommended.match(command):
             return True
-        if str(step.args.get("path", "")) in paths:
+        path = str(step.args.get("path", ""))
+        if path and any(p.fullmatch(path) for p in paths):
             return True
     return False
+
+
+def _template_regex(text: str) -> re.Pattern[str]:
+    parts = re.split(r"<[A-Za-z_][A-Za-z0-9_]*>", " ".join(text.split()))
+    return re.compile(r"[^\s`]+".join(re.escape(p) for p in parts) + r"(\s|$)")
 
 
 def apply_use(stats: Stats, use: Use, now: float) -> None:

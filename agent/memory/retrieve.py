@@ -122,28 +122,34 @@ def rank(
         if match
         else []
     )
-    if hits:
-        best = hits[0][1]
-        hits = [(i, s) for i, s in hits if s >= cutoff * best]
-    lexical = [i for i, _ in hits]
-    bm25 = {i.id: s for i, s in hits}
-    ranks = [lexical]
+    pool: list[Item] = []
     if embedder is not None:
         pool = [
             i
             for i in store.items(repo=scope.repo, statuses=["active"], kinds=kinds)
             if scope.language is None or i.scope.language in (None, scope.language)
         ]
-        ranks.append(_by_embedding(embedder, query, pool)[: len(lexical) or limit])
+    # Unsafe and zero-weight items go first, so that they cannot crowd out the others through the cutoff.
+    candidates = {i.id: i for i in [*(i for i, _ in hits), *pool]}
+    usable = {i.id for i in _safe(store, list(candidates.values()), allowed_hosts, on_unsafe) if trust_weight(i) > 0}
+    hits = [(i, s) for i, s in hits if i.id in usable]
+    # The cutoff is relative to the best trusted match: an untrusted item tuned to the query (AgentPoison's
+    # trigger) must not push trusted ones out.
+    trusted = [s for i, s in hits if i.provenance.trust != "untrusted"]
+    if hits:
+        best = max(trusted) if trusted else hits[0][1]
+        hits = [(i, s) for i, s in hits if s >= cutoff * best]
+    bm25 = {i.id: s for i, s in hits}
+    ranks = [[i for i, _ in hits]]
+    if embedder is not None:
+        ranks.append(_by_embedding(embedder, query, [i for i in pool if i.id in usable])[:CANDIDATES])
     fused: dict[str, float] = {}
     items: dict[str, Item] = {}
     for ranking in ranks:
         for position, item in enumerate(ranking, start=1):
             fused[item.id] = fused.get(item.id, 0.0) + 1.0 / (RRF_K + position)
             items[item.id] = item
-    safe = _safe(store, list(items.values()), allowed_hosts, on_unsafe)
-    scored = [Ranked(i, fused[i.id] * utility(i) * trust_weight(i), bm25.get(i.id, 0.0)) for i in safe]
-    scored = [r for r in scored if r.score > 0]
+    scored = [Ranked(i, fused[i.id] * utility(i) * trust_weight(i), bm25.get(i.id, 0.0)) for i in items.values()]
     scored.sort(key=lambda r: (r.item.provenance.trust == "untrusted", -r.score))
     return _one_untrusted(scored)[:limit]
 

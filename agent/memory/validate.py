@@ -144,7 +144,12 @@ def _shell_safe(prop: dict[str, Any]) -> bool:
         return True
     if "enum" in prop:
         return all(isinstance(v, str) and not any(c in v for c in " '\"`$;|&<>\n\\") for v in prop["enum"])
-    pattern = re.compile(prop["pattern"])  # JSON Schema patterns are searched, not anchored
+    if "pattern" not in prop:
+        return False
+    try:
+        pattern = re.compile(prop["pattern"])  # JSON Schema patterns are searched, not anchored
+    except re.error:
+        return False
     return not any(pattern.search(probe) for probe in _SHELL_PROBES)
 
 
