@@ -16,7 +16,8 @@ from branchwise.agent.memory.content import Provenance as Sources
 from branchwise.agent.memory.lifecycle import equivalent
 from branchwise.agent.memory.records import Evidence, Item, Scope, Shortcut, Stats, Tip, Verification, new_id
 from branchwise.agent.memory.reflect import AddItem, DeprecateItem, EditOp, Emphasize, Reflection, UpdateItem
-from branchwise.agent.memory.store import MemoryStore, Writer
+from branchwise.agent.memory.rows import Writer
+from branchwise.agent.memory.store import MemoryStore
 from branchwise.agent.memory.trace import Trace
 from branchwise.agent.memory.validate import item_texts, judge
 

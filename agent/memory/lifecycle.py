@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from branchwise.agent.memory.content import words
 from branchwise.agent.memory.records import Item, Shortcut, Stats, Tip, Verification, canonical, new_id
 from branchwise.agent.memory.retrieve import utility
-from branchwise.agent.memory.store import MemoryStore, Writer
+from branchwise.agent.memory.rows import Writer
+from branchwise.agent.memory.store import MemoryStore
 from branchwise.agent.memory.trace import Trace
 
 FAILURES = frozenset({"precondition", "step", "postcondition"})

@@ -46,6 +46,14 @@ _STOPWORDS = _word_set(
     i if in into is it its of on or so that the their then there
     these this to up use was we what when where which while who why will with
     you your please make sure should can could would
+    me my our us just now again also after before some any all
+    """
+)
+# Words nearly every task says ("add a new ...", "fix ..."): they match every note and tell none apart.
+_TASK_WORDS = _word_set(
+    """
+    add adding added new fix fixing fixed create change changes changed update updated need needs want
+    get got let lets work works done task
     """
 )
 _WORD = re.compile(r"[A-Za-z0-9_]{2,}")
@@ -83,7 +91,7 @@ class Recall:
 def fts_query(text: str, limit: int = 40) -> str:
     """An FTS5 OR-query of the text's distinct content words (quoted, so nothing is FTS syntax)."""
     words = [w.lower() for w in _WORD.findall(text)]
-    kept = list(dict.fromkeys(w for w in words if w not in _STOPWORDS))[:limit]
+    kept = list(dict.fromkeys(w for w in words if w not in _STOPWORDS and w not in _TASK_WORDS))[:limit]
     return " OR ".join(f'"{w}"' for w in kept)
 
 

@@ -322,6 +322,25 @@ def _entry(item: Item, score: float) -> dict[str, Any]:
     return entry
 
 
+def run_summary(events: Iterable[Any]) -> dict[str, list[Any]]:
+    """The `memory` part of a run's final JSON: ids retrieved, shortcut tools called, and every write."""
+    retrieved: list[str] = []
+    tools: dict[str, str] = {}
+    used: list[str] = []
+    written: list[dict[str, str]] = []
+    for e in events:
+        kind = e.get("type") if isinstance(e, dict) else e.type
+        data = e if isinstance(e, dict) else e.model_dump(mode="json")
+        if kind == "memory_retrieved":
+            retrieved += [i for i in data["ids"] if i not in retrieved]
+            tools.update({str(i["tool"]): str(i["id"]) for i in data["items"] if "tool" in i})
+        elif kind == "tool_call" and data["call"]["name"] in tools and tools[data["call"]["name"]] not in used:
+            used.append(tools[data["call"]["name"]])
+        elif kind == "memory_written":
+            written.append({k: data[k] for k in ("op", "id", "kind", "status", "trust")})
+    return {"retrieved": retrieved, "used": used, "written": written}
+
+
 def check_repository_settings(loaded: LoadedConfig) -> None:
     """A repository's config or a task file may turn memory off, never redirect or widen it."""
     memory = loaded.config.memory

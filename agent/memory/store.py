@@ -16,12 +16,10 @@ Errors raised here::
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import sqlite3
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ from typing import Any, TypeVar
 
 from branchwise.agent.errors import EnvironmentProblem, UsageError
 from branchwise.agent.memory.records import Item, Kind, Stats, Status, canonical, parse_record
+from branchwise.agent.memory.rows import UnknownItem, Writer, read_item, row_item
 
 T = TypeVar("T")
 SCHEMA_VERSION = "1"
@@ -57,10 +56,6 @@ class StoreError(EnvironmentProblem):
     """The memory database cannot be used."""
 
 
-class UnknownItem(UsageError):
-    """No memory item has this id."""
-
-
 def default_path(env: Mapping[str, str] | None = None) -> Path:
     """$XDG_DATA_HOME/branchwise/memory.db, with ~/.local/share when XDG_DATA_HOME is unset."""
     env = os.environ if env is None else env
@@ -84,86 +79,6 @@ class AuditEntry:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-class Writer:
-    """The open transaction handed to a write function: change records, each change audited."""
-
-    def __init__(self, store: MemoryStore, conn: sqlite3.Connection, actor: str) -> None:
-        self.store, self.conn, self.actor = store, conn, actor
-        self.txn = uuid.uuid4().hex[:12]
-        self.changed: list[Item] = []
-
-    def get(self, item_id: str) -> Item | None:
-        return self.store._get(self.conn, item_id)
-
-    def put(self, item: Item, action: str, reason: str = "") -> Item:
-        """Insert or replace a record's content (its statistics stay as stored); returns it sealed."""
-        sealed = item.sealed()
-        before = self.get(item.id)
-        stats = before.stats if before is not None else sealed.stats
-        sealed.stats = stats
-        row = _row(sealed)
-        if before is None:
-            self.conn.execute(
-                f"INSERT INTO items({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values())
-            )
-        else:
-            row.pop("created")
-            sets = ", ".join(f"{k} = ?" for k in row)
-            self.conn.execute(f"UPDATE items SET {sets} WHERE id = ?", [*row.values(), item.id])
-        self._index(sealed)
-        self._audit(action, item.id, before, sealed, reason)
-        self.changed.append(sealed)
-        return sealed
-
-    def delete(self, item_id: str, action: str, reason: str = "") -> None:
-        before = self.get(item_id)
-        if before is None:
-            return
-        rowid = self.conn.execute("SELECT rowid FROM items WHERE id = ?", (item_id,)).fetchone()[0]
-        self.conn.execute("DELETE FROM items_fts WHERE rowid = ?", (rowid,))
-        self.conn.execute("DELETE FROM items WHERE id = ?", (item_id,))
-        self._audit(action, item_id, before, None, reason)
-
-    def set_stats(self, item_id: str, change: Callable[[Stats], None], reason: str) -> Item:
-        """Read, change and write an item's statistics inside this transaction (no update is lost)."""
-        item = self.get(item_id)
-        if item is None:
-            raise UnknownItem(f"no memory item {item_id!r}")
-        change(item.stats)
-        self.conn.execute("UPDATE items SET stats = ? WHERE id = ?", (item.stats.model_dump_json(), item_id))
-        self._audit("feedback", item_id, None, None, reason, sha=item.sha256)
-        return item
-
-    def _index(self, item: Item) -> None:
-        rowid = self.conn.execute("SELECT rowid FROM items WHERE id = ?", (item.id,)).fetchone()[0]
-        self.conn.execute("DELETE FROM items_fts WHERE rowid = ?", (rowid,))
-        name, text, trigger = item.search_fields()
-        self.conn.execute(
-            "INSERT INTO items_fts(rowid, name, text, trigger) VALUES (?, ?, ?, ?)", (rowid, name, text, trigger)
-        )
-
-    def _audit(
-        self, action: str, item_id: str, before: Item | None, after: Item | None, reason: str, *, sha: str | None = None
-    ) -> None:
-        self.conn.execute(
-            "INSERT INTO audit(ts, txn, actor, action, item_id, before_sha, after_sha, before, after, reason, pid) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                time.time(),
-                self.txn,
-                self.actor,
-                action,
-                item_id,
-                before.sha256 if before else sha,
-                after.sha256 if after else sha,
-                _body(before) if before else None,
-                _body(after) if after else None,
-                reason,
-                os.getpid(),
-            ),
-        )
 
 
 class MemoryStore:
@@ -216,7 +131,7 @@ class MemoryStore:
         def attempt() -> T:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
-                result = fn(Writer(self, self.conn, actor))
+                result = fn(Writer(self.conn, actor))
                 self.conn.execute("COMMIT")
             except BaseException:
                 self.conn.execute("ROLLBACK")
@@ -247,7 +162,7 @@ class MemoryStore:
 
     def get(self, item_id: str) -> Item | None:
         with _translated(self.path):
-            return self._get(self.conn, item_id)
+            return read_item(self.conn, item_id)
 
     def require(self, item_id: str) -> Item:
         item = self.get(item_id) or self._by_prefix(item_id)
@@ -257,12 +172,7 @@ class MemoryStore:
 
     def _by_prefix(self, prefix: str) -> Item | None:
         rows = self.conn.execute("SELECT body, stats FROM items WHERE id LIKE ? LIMIT 2", (prefix + "%",)).fetchall()
-        return _item(*rows[0]) if len(rows) == 1 else None
-
-    @staticmethod
-    def _get(conn: sqlite3.Connection, item_id: str) -> Item | None:
-        row = conn.execute("SELECT body, stats FROM items WHERE id = ?", (item_id,)).fetchone()
-        return _item(*row) if row else None
+        return row_item(*rows[0]) if len(rows) == 1 else None
 
     def items(
         self, *, repo: str | None = None, statuses: Iterable[Status] | None = None, kinds: Iterable[Kind] | None = None
@@ -271,7 +181,7 @@ class MemoryStore:
         where, params = _filters(repo, statuses, kinds)
         sql = f"SELECT body, stats FROM items {('WHERE ' + where) if where else ''} ORDER BY created, id"
         with _translated(self.path):
-            return [_item(*row) for row in self.conn.execute(sql, params)]
+            return [row_item(*row) for row in self.conn.execute(sql, params)]
 
     def search(
         self,
@@ -294,7 +204,7 @@ class MemoryStore:
         )
         with _translated(self.path):
             rows = self.conn.execute(sql, [match, *params, limit]).fetchall()
-        return [(_item(body, stats), -rank) for body, stats, rank in rows]
+        return [(row_item(body, stats), -rank) for body, stats, rank in rows]
 
     def last_audited(self, ids: Iterable[str]) -> dict[str, str | None]:
         """The hash each item had after its latest audited write (None: never audited)."""
@@ -431,36 +341,6 @@ def _filters(
             clauses.append(f"{alias}{column} IN ({', '.join('?' * len(values))})")
             params.extend(values)
     return " AND ".join(clauses), params
-
-
-def _row(item: Item) -> dict[str, Any]:
-    now = time.time()
-    return {
-        "id": item.id,
-        "kind": item.kind,
-        "status": item.status,
-        "repo": item.scope.repo,
-        "language": item.scope.language,
-        "tool": item.scope.tool,
-        "site": item.scope.site,
-        "trust": item.provenance.trust,
-        "version": item.version,
-        "created": item.provenance.created,
-        "updated": now,
-        "sha256": item.sha256,
-        "body": _body(item),
-        "stats": item.stats.model_dump_json(),
-    }
-
-
-def _body(item: Item) -> str:
-    return canonical(item.model_dump(mode="json", exclude={"stats"}))
-
-
-def _item(body: str, stats: str) -> Item:
-    data = json.loads(body)
-    data["stats"] = json.loads(stats)
-    return parse_record(data)
 
 
 class _translated:

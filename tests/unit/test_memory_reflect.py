@@ -261,3 +261,18 @@ def test_only_one_shortcut_per_run(memory):
     Learner(memory.store, SCOPE, trace_of(events()), "checks").apply(reflection)
     assert len(memory.store.items(kinds=["shortcut"])) == 1
     assert not any(isinstance(op, DeprecateItem) for op in reflection.ops)
+
+
+def test_the_run_summary_names_what_was_retrieved_used_and_written():
+    from branchwise.agent.memory.service import run_summary
+    from branchwise.agent.record.events import MemoryWritten
+
+    evs = events([("shortcut_add", {}, "Shortcut add ran", None)], retrieved=("sc-1", "tip-1"))
+    evs[1].items = [{"id": "sc-1", "kind": "shortcut", "tool": "shortcut_add"}, {"id": "tip-1", "kind": "tip"}]
+    evs.append(MemoryWritten(op="add", id="tip-2", kind="tip", status="candidate", trust="verified"))
+    summary = run_summary(evs)
+    assert summary["retrieved"] == ["sc-1", "tip-1"] and summary["used"] == ["sc-1"]
+    assert summary["written"] == [
+        {"op": "add", "id": "tip-2", "kind": "tip", "status": "candidate", "trust": "verified"}
+    ]
+    assert run_summary([e.model_dump(mode="json") for e in evs]) == summary
