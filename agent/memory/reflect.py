@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -270,7 +270,7 @@ class _Op(BaseModel):
     op: Literal["add", "update", "deprecate"]
     id: str | None = None
     text: str | None = None
-    category: Category = "workflow"
+    category: str = "workflow"
     trigger: str = ""
     reason: str = ""
 
@@ -328,7 +328,8 @@ class ModelReflector:
 
     def _op(self, op: _Op, known: set[str], scope: Scope) -> list[EditOp]:
         if op.op == "add" and op.text:
-            tip = _tip(op.text.strip(), op.category, op.trigger, scope, "model")
+            category = op.category if op.category in get_args(Category) else "workflow"
+            tip = _tip(op.text.strip(), category, op.trigger, scope, "model")
             tip.provenance.model = self.model.name
             return [AddItem(tip)]
         if op.op == "update" and op.id in known and op.text:

@@ -33,7 +33,7 @@ from branchwise.agent.memory.store import MemoryStore, default_path
 from branchwise.agent.memory.trace import Trace, trace_of
 from branchwise.agent.memory.validate import replay
 from branchwise.agent.models.base import Model
-from branchwise.agent.record.events import EventBus, MemoryRetrieved, MemoryWritten
+from branchwise.agent.record.events import EventBus, MemoryRetrieved, MemoryWritten, ModelReply
 from branchwise.tools.base import Tool, ToolContext
 
 # Settings a repository's own config or a task file may not turn on or redirect (they would widen what
@@ -68,6 +68,7 @@ class LongTermMemory:
         self.store, self.scope = store, scope
         self.settings = settings or MemorySettings()
         self.bus, self.embedder = bus, embedder
+        self._counted: set[str] = set()  # an item counts as retrieved once per run, however often it is recalled
         s = self.settings
         self.limits = Limits(unused_days=s.retire_unused_days, cap_tips=s.cap_tips, cap_shortcuts=s.cap_shortcuts)
 
@@ -129,8 +130,10 @@ class LongTermMemory:
         if shortcuts and self.settings.shortcut_tools and self.settings.max_shortcuts:
             found = rank(self.store, query, self.scope, kinds=["shortcut"], limit=self.settings.max_shortcuts, **common)
         recall = render(tips, found, budget, count)
-        if recall.ids:
-            self._count_retrieved(recall.ids)
+        fresh = [i for i in recall.ids if i not in self._counted]
+        if fresh:
+            self._count_retrieved(fresh)
+            self._counted.update(fresh)
         self._emit(
             MemoryRetrieved(
                 purpose=purpose,
@@ -254,6 +257,7 @@ class LongTermMemory:
         are replayed from the run's start snapshot when `calls`, `snapshots` and `ctx` are given."""
         trace = events if isinstance(events, Trace) else trace_of(events)
         verification = verification or trace.verification()
+        trace.verified_as = verification
         report = LearnReport(verification)
         if verification == "none" or not self.settings.learn:
             return report
@@ -261,6 +265,18 @@ class LongTermMemory:
         reflection = self.reflector(model).reflect(trace, existing, self.scope)
         report.reflector, report.failures = reflection.reflector, reflection.failures
         report.replies = reflection.replies
+        name = model.name if model is not None else ""
+        for reply in reflection.replies:  # the reflector's model calls belong to the run's record
+            self._emit(
+                ModelReply(
+                    content=reply.content,
+                    tool_calls=reply.tool_calls,
+                    usage=reply.usage,
+                    cost_usd=reply.cost_usd,
+                    model=name,
+                    purpose="reflect",
+                )
+            )
         replayer = None
         if calls is not None and snapshots is not None and ctx is not None and trace.start_snapshot:
             runner = ShortcutRunner(calls, snapshots)

@@ -33,6 +33,8 @@ _TYPES = ("string", "integer", "number", "boolean")
 # A value a pattern lets through that could break out of a shell word.
 _SHELL_PROBES = ("a b", "a'b", 'a"b', "a;b", "$(x)", "a`b", "a|b", "a\nb", "a&b", "a>b")
 _LITERALS = (str, int, float, bool)
+MAX_TIP_CHARS = 600
+MAX_STEPS = 12
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,10 @@ def rules_check(item: Item, allowed_hosts: Sequence[str] = ()) -> list[str]:
     """Every content and schema rule the item breaks (empty: it may be kept)."""
     prose, contents = item_texts(item)
     problems = rule_problems(prose, allowed_hosts) + rule_problems(contents, allowed_hosts, code=True)
+    if isinstance(item, Tip) and (len(item.text) > MAX_TIP_CHARS or len(item.trigger) > MAX_TIP_CHARS):
+        problems.append(f"a tip is one short lesson (at most {MAX_TIP_CHARS} characters)")
+    if isinstance(item, Shortcut) and len(item.atomic_action_sequence) > MAX_STEPS:
+        problems.append(f"a shortcut has at most {MAX_STEPS} steps")
     if isinstance(item, Shortcut):
         problems += shortcut_schema_problems(item)
     return list(dict.fromkeys(problems))

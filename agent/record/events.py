@@ -72,7 +72,7 @@ class ModelReply(_Event):
     usage: Usage = Usage()
     cost_usd: float = 0.0
     model: str = ""
-    purpose: Literal["act", "judge", "choose", "plan"] = "act"
+    purpose: Literal["act", "judge", "choose", "plan", "reflect"] = "act"
 
 
 class ToolCall(_Event):

@@ -143,3 +143,15 @@ def test_the_block_is_delimited_within_budget_and_cannot_be_closed_from_inside(s
     assert "Notes from earlier tasks (may be wrong)" in recall.text
     assert sneaky.id not in recall.ids  # "skip checks" is refused on the way out
     assert render([], [], 300).text == ""
+
+
+def test_no_local_model_means_bm25_only_and_nothing_is_downloaded(tmp_path, monkeypatch):
+    from branchwise.agent.memory.embed import local_embedder, model_dir
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    assert model_dir("sentence-transformers/all-MiniLM-L6-v2") is None
+    assert local_embedder("sentence-transformers/all-MiniLM-L6-v2") is None
+    snapshot = tmp_path / "hf" / "hub" / "models--org--tiny" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    assert model_dir("org/tiny") == snapshot and model_dir(str(snapshot)) == snapshot
