@@ -7,7 +7,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from branchwise.agent.errors import UsageError
@@ -128,6 +128,24 @@ def record_body(item: Item) -> str:
 
 
 def row_item(body: str, stats: str) -> Item:
-    data = json.loads(body)
-    data["stats"] = json.loads(stats)
-    return parse_record(data)
+    """The record of one row; a row that does not parse (written around the store) is a CorruptRow."""
+    try:
+        data = json.loads(body)
+        data["stats"] = json.loads(stats)
+        return parse_record(data)
+    except (ValueError, TypeError) as exc:
+        raise CorruptRow(str(exc).splitlines()[0]) from None
+
+
+def decoded(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[Item, tuple[Any, ...]]]:
+    """(record, rest of the row) for every row that parses; the others are skipped: a bad row must not stop
+    every other record from being read (`memory audit --verify` reports them)."""
+    for body, stats, *rest in rows:
+        try:
+            yield row_item(body, stats), tuple(rest)
+        except CorruptRow:
+            continue
+
+
+class CorruptRow(ValueError):
+    """A row of the items table is not a valid record."""

@@ -182,7 +182,11 @@ class LongTermMemory:
                 items=[_entry(r.item, r.score) for r in recall.shortcuts],
             )
         )
-        return [make_tool(r.item, runner) for r in recall.shortcuts if isinstance(r.item, Shortcut)]
+        tools: dict[str, Tool] = {}
+        for r in recall.shortcuts:  # best first: a later shortcut with the same tool name is left out
+            if isinstance(r.item, Shortcut) and r.item.tool_name() not in tools:
+                tools[r.item.tool_name()] = make_tool(r.item, runner)
+        return list(tools.values())
 
     def _on_call(self, sc: Shortcut, outcome: str) -> None:
         item = self.store.change_stats(

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from branchwise.agent.errors import EnvironmentProblem, UsageError
 from branchwise.agent.memory.records import Item, Kind, Stats, Status, canonical, parse_record
-from branchwise.agent.memory.rows import UnknownItem, Writer, read_item, row_item
+from branchwise.agent.memory.rows import CorruptRow, UnknownItem, Writer, decoded, read_item, row_item
 
 T = TypeVar("T")
 SCHEMA_VERSION = "1"
@@ -59,8 +59,9 @@ class StoreError(EnvironmentProblem):
 def default_path(env: Mapping[str, str] | None = None) -> Path:
     """$XDG_DATA_HOME/branchwise/memory.db, with ~/.local/share when XDG_DATA_HOME is unset."""
     env = os.environ if env is None else env
-    base = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME") or "~").expanduser() / ".local" / "share")
-    return Path(base) / "branchwise" / "memory.db"
+    xdg = env.get("XDG_DATA_HOME", "")
+    base = Path(xdg) if Path(xdg).is_absolute() else Path(env.get("HOME") or "~").expanduser() / ".local" / "share"
+    return base / "branchwise" / "memory.db"
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,10 @@ class MemoryStore:
 
     def get(self, item_id: str) -> Item | None:
         with _translated(self.path):
-            return read_item(self.conn, item_id)
+            try:
+                return read_item(self.conn, item_id)
+            except CorruptRow as exc:
+                raise StoreError(f"memory item {item_id} in {self.path} is corrupt: {exc}") from None
 
     def require(self, item_id: str) -> Item:
         item = self.get(item_id) or self._by_prefix(item_id)
@@ -181,7 +185,7 @@ class MemoryStore:
         where, params = _filters(repo, statuses, kinds)
         sql = f"SELECT body, stats FROM items {('WHERE ' + where) if where else ''} ORDER BY created, id"
         with _translated(self.path):
-            return [row_item(*row) for row in self.conn.execute(sql, params)]
+            return [item for item, _ in decoded(self.conn.execute(sql, params))]
 
     def search(
         self,
@@ -204,7 +208,7 @@ class MemoryStore:
         )
         with _translated(self.path):
             rows = self.conn.execute(sql, [match, *params, limit]).fetchall()
-        return [(row_item(body, stats), -rank) for body, stats, rank in rows]
+        return [(item, -rest[0]) for item, rest in decoded(rows)]
 
     def last_audited(self, ids: Iterable[str]) -> dict[str, str | None]:
         """The hash each item had after its latest audited write (None: never audited)."""

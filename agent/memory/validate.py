@@ -80,6 +80,8 @@ def shortcut_schema_problems(sc: Shortcut) -> list[str]:
     import jsonschema
 
     problems: list[str] = []
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,40}", sc.name):
+        problems.append("a shortcut's name is a snake_case identifier of at most 41 characters")
     schema = sc.arguments
     try:
         jsonschema.Draft202012Validator.check_schema(schema)

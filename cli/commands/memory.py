@@ -293,13 +293,21 @@ def audit_command(item_id: str | None, *, limit: int, verify: bool, as_json: boo
 
 
 def _verify(memory: LongTermMemory) -> list[str]:
+    from branchwise.agent.memory.rows import CorruptRow, row_item
+
+    corrupt = []
+    for item_id, body, stats in memory.store.conn.execute("SELECT id, body, stats FROM items"):
+        try:
+            row_item(body, stats)
+        except CorruptRow as exc:
+            corrupt.append(f"{item_id}: not a valid record ({exc})")
     items = memory.store.items()
     audited = memory.store.last_audited(i.id for i in items)
     problems = [f"{i.id}: sha256 does not match its content" for i in items if i.sha256 != i.content_hash()]
     problems += [f"{i.id}: not written through branchwise (no audit entry for its content)"
                  for i in items if audited.get(i.id) != i.sha256]  # fmt: skip
     check = memory.store.integrity()
-    return problems + ([f"sqlite integrity_check: {check}"] if check != "ok" else [])
+    return corrupt + problems + ([f"sqlite integrity_check: {check}"] if check != "ok" else [])
 
 
 def rollback_command(item_id: str | None, *, to: int | None, cd: Path | None, out: Output | None = None) -> int:

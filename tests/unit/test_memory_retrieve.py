@@ -155,3 +155,17 @@ def test_no_local_model_means_bm25_only_and_nothing_is_downloaded(tmp_path, monk
     snapshot.mkdir(parents=True)
     (snapshot / "config.json").write_text("{}")
     assert model_dir("org/tiny") == snapshot and model_dir(str(snapshot)) == snapshot
+
+
+def test_a_row_that_is_not_a_record_does_not_stop_retrieval(store):
+    good = add(store, "tests run with unittest here")
+    store.conn.execute(
+        "INSERT INTO items(id, kind, status, repo, trust, version, created, updated, sha256, body, stats) "
+        "VALUES ('tip-junk', 'tip', 'active', 'r1', 'verified', 1, 0, 0, 'x', '{\"kind\": \"tip\"', '{}')"
+    )
+    rowid = store.conn.execute("SELECT rowid FROM items WHERE id = 'tip-junk'").fetchone()[0]
+    store.conn.execute(
+        "INSERT INTO items_fts(rowid, name, text, trigger) VALUES (?, '', 'tests unittest', '')", (rowid,)
+    )
+    assert [r.item.id for r in rank(store, "tests unittest", SCOPE)] == [good.id]
+    assert [i.id for i in store.items()] == [good.id]
