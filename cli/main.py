@@ -254,6 +254,150 @@ def doctor(cd: CdOption = None) -> None:
     _exit(doctor_command(cd=cd))
 
 
+memory_app = typer.Typer(
+    help="Long-term memory: tips and shortcuts learned from verified runs, scoped to this repository.",
+    no_args_is_help=True,
+)
+app.add_typer(memory_app, name="memory")
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+ItemArgument = Annotated[str, typer.Argument(help="A memory item id (or a unique prefix of one).")]
+
+
+@memory_app.command("list")
+def memory_list(
+    as_json: JsonOption = False,
+    all_statuses: Annotated[bool, typer.Option("--all", help="Also retired and superseded items.")] = False,
+    status: Annotated[str | None, typer.Option(help="Only this status (active, candidate, ...).")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only tips or shortcuts (tip, shortcut).")] = None,
+    all_repos: Annotated[bool, typer.Option("--all-repos", help="Items of every repository.")] = False,
+    cd: CdOption = None,
+) -> None:
+    """List this repository's tips and shortcuts with status, trust and provenance (UNTRUSTED is marked)."""
+    from branchwise.cli.commands.memory import list_command
+
+    _exit(list_command(as_json=as_json, all_statuses=all_statuses, status=status, kind=kind, all_repos=all_repos,
+                       cd=cd))  # fmt: skip
+
+
+@memory_app.command("show")
+def memory_show(item_id: ItemArgument, as_json: JsonOption = False, cd: CdOption = None) -> None:
+    """Show one item: its text or steps, provenance, evidence, statistics, validation and hash."""
+    from branchwise.cli.commands.memory import show_command
+
+    _exit(show_command(item_id, as_json=as_json, cd=cd))
+
+
+@memory_app.command("search")
+def memory_search(
+    query: Annotated[str, typer.Argument(help="Words to search for, as a task would.")],
+    as_json: JsonOption = False,
+    cd: CdOption = None,
+) -> None:
+    """Rank this repository's active items for a query, the way a run retrieves them."""
+    from branchwise.cli.commands.memory import search_command
+
+    _exit(search_command(query, as_json=as_json, cd=cd))
+
+
+@memory_app.command("promote")
+def memory_promote(
+    item_id: ItemArgument,
+    force: Annotated[bool, typer.Option("--force", help="Promote even if it breaks the content rules.")] = False,
+    cd: CdOption = None,
+) -> None:
+    """Make a candidate active by hand (your signature; untrusted items are only ever promoted this way)."""
+    from branchwise.cli.commands.memory import promote_command
+
+    _exit(promote_command(item_id, force=force, cd=cd))
+
+
+@memory_app.command("retire")
+def memory_retire(
+    item_id: ItemArgument,
+    reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "",
+    cd: CdOption = None,
+) -> None:
+    """Deprecate an item: it is kept, but no longer retrieved."""
+    from branchwise.cli.commands.memory import retire_command
+
+    _exit(retire_command(item_id, reason=reason, cd=cd))
+
+
+@memory_app.command("edit")
+def memory_edit(
+    item_id: ItemArgument,
+    text: Annotated[str | None, typer.Option(help="A tip's new text.")] = None,
+    trigger: Annotated[str | None, typer.Option(help="A tip's new trigger (when it applies).")] = None,
+    category: Annotated[str | None, typer.Option(help="A tip's new category.")] = None,
+    description: Annotated[str | None, typer.Option(help="A shortcut's new description.")] = None,
+    cd: CdOption = None,
+) -> None:
+    """Write a new version of an item; the old one is kept (superseded) for rollback."""
+    from branchwise.cli.commands.memory import edit_command
+
+    changes = {"text": text, "trigger": trigger, "category": category, "description": description}
+    _exit(edit_command(item_id, changes=changes, cd=cd))
+
+
+@memory_app.command("export")
+def memory_export(
+    path: Annotated[Path | None, typer.Argument(help="File to write (default: standard output).")] = None,
+    cd: CdOption = None,
+) -> None:
+    """Write every record (all repositories) as JSONL, with hashes and statistics."""
+    from branchwise.cli.commands.memory import export_command
+
+    _exit(export_command(path, cd=cd))
+
+
+@memory_app.command("import")
+def memory_import(
+    path: Annotated[Path, typer.Argument(help="A JSONL export (- for standard input).")],
+    as_candidates: Annotated[
+        bool, typer.Option("--as-candidates", help="Someone else's memory: import as untrusted candidates.")
+    ] = False,
+    cd: CdOption = None,
+) -> None:
+    """Add records from a JSONL export; each hash must match its record. Exits 1 if a line was rejected."""
+    from branchwise.cli.commands.memory import import_command
+
+    _exit(import_command(path, as_candidates=as_candidates, cd=cd))
+
+
+@memory_app.command("audit")
+def memory_audit(
+    item_id: Annotated[str | None, typer.Argument(help="Only this item's entries.")] = None,
+    limit: Annotated[int, typer.Option(help="The newest N entries.")] = 50,
+    verify: Annotated[bool, typer.Option("--verify", help="Also check every hash and audit trail.")] = False,
+    as_json: JsonOption = False,
+    cd: CdOption = None,
+) -> None:
+    """Show the append-only audit log of memory writes; --verify exits 1 on any integrity problem."""
+    from branchwise.cli.commands.memory import audit_command
+
+    _exit(audit_command(item_id, limit=limit, verify=verify, as_json=as_json, cd=cd))
+
+
+@memory_app.command("rollback")
+def memory_rollback(
+    item_id: Annotated[str | None, typer.Argument(help="Undo this item's latest change.")] = None,
+    to: Annotated[int | None, typer.Option("--to", help="Undo every change after audit entry SEQ.")] = None,
+    cd: CdOption = None,
+) -> None:
+    """Restore earlier states from the audit log (the rollback is itself logged, so it can be undone)."""
+    from branchwise.cli.commands.memory import rollback_command
+
+    _exit(rollback_command(item_id, to=to, cd=cd))
+
+
+@memory_app.command("stats")
+def memory_stats(as_json: JsonOption = False, cd: CdOption = None) -> None:
+    """Counts by kind and status, and how often this repository's items were retrieved, used and helped."""
+    from branchwise.cli.commands.memory import stats_command
+
+    _exit(stats_command(as_json=as_json, cd=cd))
+
+
 def _exit(code: int) -> None:
     raise typer.Exit(code)
 

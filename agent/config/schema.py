@@ -136,6 +136,44 @@ class WorkspaceSettings(_Section):
     """A workspace with more files than this is refused before its first snapshot (pick a smaller one with -C)."""
 
 
+class MemorySettings(_Section):
+    """Long-term memory: tips and shortcuts learned from verified runs (see `branchwise memory`)."""
+
+    enabled: bool = True
+    """Retrieve tips and shortcuts into runs, and learn new ones from runs whose checks passed."""
+    path: str | None = None
+    """The database (default: $XDG_DATA_HOME/branchwise/memory.db, with ~/.local/share when it is unset)."""
+    learn: bool = True
+    """Write candidates after a verified run (false: only retrieve what is there)."""
+    reflector: Literal["auto", "model", "trace"] = "auto"
+    """Who proposes new items: model (one model call that returns edit operations), trace (rules over the run's
+    own steps, no model call), auto (trace for scripted models, model otherwise)."""
+    auto_promote: bool = True
+    """Make candidates active once they pass validation (rules, a verified run, a replayed shortcut); false:
+    every item waits for `branchwise memory promote`."""
+    tip_tokens: int = Field(1500, ge=0)
+    """Token budget of the notes block in a prompt (tips and shortcut signatures)."""
+    max_tips: int = Field(8, ge=0)
+    """Tips in one notes block at most."""
+    max_shortcuts: int = Field(5, ge=0)
+    """Shortcuts offered to one run at most."""
+    shortcut_tools: bool = True
+    """Offer active shortcuts to the model as tools that run their steps as one action."""
+    allowed_hosts: list[str] = []
+    """Hosts (globs) memory items may link to; an item with any other URL is quarantined."""
+    embeddings: Literal["auto", "off"] = "auto"
+    """auto: fuse BM25 with a local sentence-transformers model when one is installed and already on disk (it is
+    never downloaded); off: BM25 only."""
+    embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    """A local model directory, or a model already in the Hugging Face cache."""
+    cap_tips: int = Field(200, ge=1)
+    """Active tips per repository at most; the least useful are deprecated first."""
+    cap_shortcuts: int = Field(50, ge=1)
+    """Active shortcuts per repository at most."""
+    retire_unused_days: float = Field(90.0, gt=0)
+    """A tip that has not been used for this many days and never helped is deprecated."""
+
+
 class Config(_Section):
     """Everything a run needs to know, merged from all layers."""
 
@@ -152,5 +190,6 @@ class Config(_Section):
     search: SearchSettings = SearchSettings()
     planner: PlannerSettings = PlannerSettings()
     workspace: WorkspaceSettings = WorkspaceSettings()
+    memory: MemorySettings = MemorySettings()
     sandbox: SandboxSettings = SandboxSettings()
     policy: PolicySettings = PolicySettings()

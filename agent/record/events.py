@@ -65,7 +65,7 @@ class RunStarted(_Event):
     version: str = ""
 
 
-Purpose = Literal["act", "judge", "choose", "plan"]
+Purpose = Literal["act", "judge", "choose", "plan", "reflect"]
 
 
 class ModelReply(_Event):
@@ -197,6 +197,33 @@ class Condense(_Event):
     tokens_after: int = 0
 
 
+class MemoryRetrieved(_Event):
+    """Items long-term memory offered a run: tips rendered into a prompt, shortcuts offered as tools."""
+
+    type: Literal["memory_retrieved"] = "memory_retrieved"
+    purpose: str = "act"
+    """Who asked: plan (the planner), act (the executor's prompt), tools (shortcuts offered as tools)."""
+    query: str = ""
+    repo: str = ""
+    ids: list[str] = []
+    items: list[dict[str, Any]] = []
+    """One entry per item: id, kind, trust, score, and the shortcut's tool name."""
+    tokens: int = 0
+
+
+class MemoryWritten(_Event):
+    """A change to long-term memory: an item added, updated, promoted, retired, or its use counted."""
+
+    type: Literal["memory_written"] = "memory_written"
+    op: str
+    """add, update, promote, deprecate, quarantine, merge, feedback, classify."""
+    id: str = ""
+    kind: str = ""
+    status: str = ""
+    trust: str = ""
+    reason: str = ""
+
+
 class Warning(_Event):
     type: Literal["warning"] = "warning"
     message: str
@@ -220,6 +247,8 @@ class RunFinished(_Event):
     start_snapshot: str | None = None
     end_snapshot: str | None = None
     """Snapshots of the workspace before and after the run (for diff and undo)."""
+    memory: dict[str, Any] = {}
+    """Long-term memory items the run retrieved, used and wrote (ids)."""
 
 
 Event = Annotated[
@@ -238,6 +267,8 @@ Event = Annotated[
     | Progress
     | Replan
     | Condense
+    | MemoryRetrieved
+    | MemoryWritten
     | Warning
     | RunFinished,
     Field(discriminator="type"),

@@ -89,9 +89,9 @@ class Driver:
         parts = []
         if self.instructions is not None:
             parts.append(f"Project instructions ({self.instructions[0]}):\n{self.instructions[1]}")
-        tips, _ = self.memory.retrieve(self.task, str(self.rc.tools.workspace)) if self.memory else ([], [])
-        if tips:
-            parts.append("Notes from past tasks (may be wrong):\n" + "\n".join(f"- {t}" for t in tips))
+        notes = self.memory.recall(self.task, purpose="plan", shortcuts=False).text if self.memory else ""
+        if notes:
+            parts.append(notes)
         if self.rc.config.checks:
             parts.append("The task is only done when these checks pass:\n" + "\n".join(self.rc.config.checks))
         view = self.rc.toolbox.get("view")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from branchwise.agent import version
 from branchwise.agent.config.layers import LoadedConfig
@@ -32,6 +33,7 @@ from branchwise.agent.run.budget import Budget, Caps
 from branchwise.agent.run.context import Checker, RunContext
 from branchwise.agent.run.driver import Driver
 from branchwise.agent.run.gate import Approver
+from branchwise.agent.run.learning import Learning
 from branchwise.agent.run.loop import LoopSolver
 from branchwise.agent.run.prompts import find_instructions, system_prompt
 from branchwise.agent.run.query import Asker
@@ -84,6 +86,7 @@ class Session:
         )
         self.toolbox = ToolBox(default_tools())
         self.gate = make_gate(self.config, self.workspace, self.bus, approver=self.approver)
+
         self.egress = EgressRecorder(self.sandbox, self.bus)
         self.bus.subscribe(self.egress)
         self.start_snapshot: str | None = None
@@ -95,6 +98,7 @@ class Session:
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             raise EnvironmentProblem(f"cannot keep snapshots of {self.workspace}: {where}{exc.strerror}") from None
+        self.learning = Learning(self.memory, self.model, self.toolbox, self.ctx, self.bus, self.gate, self.snapshots)
 
     def __enter__(self) -> Session:
         return self
@@ -118,7 +122,8 @@ class Session:
             self.emit_start(task)
             # Only the user's own words are trusted: AGENTS.md comes with the repository, like any of its files.
             self.gate.trust(task)
-            driver = self.driver(task)
+            notes = self.learning.recall(task)
+            driver = self.driver(task, notes)
             if plan_only:
                 plan = driver.make_plan()
                 raise Completed(f"planned {len(plan.subgoals)} subgoal(s); nothing was run (--plan-only)")
@@ -133,7 +138,8 @@ class Session:
             status, summary, exit_code = "interrupted", "interrupted by the user", STATUS_EXIT["interrupted"]
         checks = self.final_checks(driver, status, limit)
         self.egress.flush()  # background processes may have gone on using the network
-        return self.finish(status, exit_code, summary, error, limit, checks, started)
+        memory = self.learning.learn(self.run_dir, status, checks) if self.start_snapshot else {}
+        return self.finish(status, exit_code, summary, error, limit, checks, started, memory)
 
     def final_checks(self, driver: Driver | None, status: str, limit: str | None) -> list[CheckResult]:
         """The checks the run ended with; run now when it stopped before they ran (failed, out of budget),
@@ -152,7 +158,7 @@ class Session:
         return checks or []
 
     def finish(self, status: str, exit_code: int, summary: str, error: str | None, limit: str | None,
-               checks: list[CheckResult], started: float) -> RunFinished:  # fmt: skip
+               checks: list[CheckResult], started: float, memory: dict[str, Any]) -> RunFinished:  # fmt: skip
         try:
             self.end_snapshot = self.snapshots.snapshot("end") if self.start_snapshot else None
         except SandboxError:
@@ -173,6 +179,7 @@ class Session:
             model_calls=tally.model_calls,
             start_snapshot=self.start_snapshot,
             end_snapshot=self.end_snapshot,
+            memory=memory,
         )
         self.bus.emit(finished)
         return finished
@@ -223,24 +230,25 @@ class Session:
             run_dir=self.run_dir,
         )
 
-    def driver(self, task: str) -> Driver:
+    def driver(self, task: str, notes: str = "") -> Driver:
         rc = self.context()
         strategy = self.config.search.strategy
         solver: Solver = LoopSolver(rc) if strategy == "none" else SearchSolver(rc, strategy)
         found = find_instructions(self.workspace, self.config.instructions)
         instructions = (found[0].name, found[1]) if found else None
         given = self.loaded.task.get("plan")
-        return Driver(rc, solver, task, system=self.system_prompt(found), planning=self.config.planner.enabled,
+        return Driver(rc, solver, task, system=self.system_prompt(found, notes), planning=self.config.planner.enabled,
                       given_plan=given, memory=self.memory, instructions=instructions)  # fmt: skip
 
-    def system_prompt(self, instructions: tuple[Path, str] | None) -> str:
-        return system_prompt(
+    def system_prompt(self, instructions: tuple[Path, str] | None, notes: str = "") -> str:
+        prompt = system_prompt(
             self.workspace,
             sandbox=self.sandbox.describe(),
             instructions=instructions,
             checks=self.config.checks,
             git_branch=git_branch(self.workspace),
         )
+        return f"{prompt}\n{notes}" if notes else prompt
 
     def changed_files(self) -> list[str]:
         """Files that differ from the start of the run (nothing is known if the start was never recorded)."""

@@ -10,6 +10,7 @@ from typing import Any
 
 from branchwise.agent.config.layers import LoadedConfig, load_config
 from branchwise.agent.errors import UsageError
+from branchwise.agent.memory.service import open_memory
 from branchwise.agent.models.factory import make_model
 from branchwise.agent.record.events import EventBus, Warning
 from branchwise.agent.run.session import Session
@@ -45,6 +46,7 @@ def run_command(options: RunOptions, out: Output | None = None) -> int:
             finished = session.run(resolve_task(options, session.loaded), plan_only=options.plan_only)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        session.memory.close()
     if finished.error:
         out.error(finished.error)
     out.result(finished)
@@ -77,9 +79,9 @@ def build_session(options: RunOptions, out: Output) -> Session:
         raise
     approver = out.approve if out.can_ask() else None
     try:
-        return Session(
-            loaded=loaded, workspace=workspace, sandbox=sandbox, model=model, bus=bus, workdir=start, approver=approver
-        )
+        memory = open_memory(loaded, workspace, bus=bus)
+        return Session(loaded=loaded, workspace=workspace, sandbox=sandbox, model=model, bus=bus, workdir=start,
+                       approver=approver, memory=memory)  # fmt: skip
     except BaseException:
         sandbox.close()
         raise

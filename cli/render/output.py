@@ -225,6 +225,7 @@ EMPTY_RESULT: dict[str, Any] = {
     "checks": [],
     "duration_s": 0.0,
     "limit": None,
+    "memory": {},
 }
 
 
@@ -243,6 +244,7 @@ def result_object(finished: Any) -> dict[str, Any]:
         "checks": [{"command": c.command, "exit_code": c.exit_code, "passed": c.passed} for c in finished.checks],
         "duration_s": finished.duration_s,
         "limit": finished.limit,
+        "memory": finished.memory,
     }
 
 
