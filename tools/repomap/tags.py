@@ -159,11 +159,25 @@ def extract(data: bytes, lang: str) -> FileTags:
             continue  # the same name matched by a more specific, earlier pattern
         kind = next(k for k in caps if k.startswith("definition."))[len("definition.") :]
         name = data[name_node.start_byte : name_node.end_byte].decode("utf-8", "replace")
+        node = _whole_definition(node)
         found[key] = (node.start_byte, -node.end_byte, pattern, kind, name)
         spans[key] = (node.start_point[0], node.end_point[0])
     tags = FileTags(lang, _definitions(data, found, spans), has_errors=root.has_error)
     tags.refs = _references(data, refs_query, root, set(found), BY_NAME[lang].builtins)
     return tags
+
+
+_DECLARATORS = frozenset({"pointer_declarator", "reference_declarator", "parenthesized_declarator"})
+
+
+def _whole_definition(node: Any) -> Any:
+    """C and C++ tag a function by its declarator: span the whole function definition instead."""
+    if node.type != "function_declarator":
+        return node
+    up = node.parent
+    while up is not None and up.type in _DECLARATORS:
+        up = up.parent
+    return up if up is not None and up.type == "function_definition" else node
 
 
 def _definitions(
