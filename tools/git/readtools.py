@@ -11,23 +11,23 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
 from branchwise.sandbox.globs import glob_regex
-from branchwise.tools.base import Observation, Tool, ToolContext, ToolError
+from branchwise.tools.base import Effect, Observation, OutputSource, Tool, ToolContext, ToolError
 from branchwise.tools.git.isolation import GitError, open_repo
 
 _REV = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./~^@{}:+-]{0,199}")
 _DIFF_START = re.compile(r"^diff --git a/(.*?) b/", re.MULTILINE)
 
 
-class _GitTool(Tool):
-    """Common ground: the repository, checked revisions and paths, masked files, capped output."""
+class _GitTool:
+    """Common ground of the git tools (a mixin before Tool): checked revisions and paths, masks, capped output."""
 
-    effect = "read"
-    output_source = "file"
+    effect: ClassVar[Effect] = "read"
+    output_source: ClassVar[OutputSource] = "file"
 
     def __init__(self, deny_read: Sequence[str] = ()) -> None:
         self._deny = list(deny_read)
@@ -98,7 +98,7 @@ class StatusArgs(BaseModel):
     pass
 
 
-class GitStatus(_GitTool):
+class GitStatus(_GitTool, Tool):
     name = "git_status"
     description = "The branch and the changed, staged and untracked files of the repository (git status)."
     Args = StatusArgs
@@ -115,7 +115,7 @@ class DiffArgs(BaseModel):
     stat: bool = Field(False, description="Only a summary of changed files and lines.")
 
 
-class GitDiff(_GitTool):
+class GitDiff(_GitTool, Tool):
     name = "git_diff"
     description = "Changes as a unified diff (git diff): working tree, staged, or between two revisions."
     Args = DiffArgs
@@ -135,7 +135,7 @@ class LogArgs(BaseModel):
     grep: str | None = Field(None, max_length=200, description="Only commits whose message matches this regex.")
 
 
-class GitLog(_GitTool):
+class GitLog(_GitTool, Tool):
     name = "git_log"
     description = "Commit history, one line per commit: short id, date, author, subject (git log)."
     Args = LogArgs
@@ -154,7 +154,7 @@ class ShowArgs(BaseModel):
     stat: bool = Field(False, description="Only the message and a summary of changed files.")
 
 
-class GitShow(_GitTool):
+class GitShow(_GitTool, Tool):
     name = "git_show"
     description = "A commit's message and diff, or a file as it was in a revision (REV:path) (git show)."
     Args = ShowArgs
@@ -176,7 +176,7 @@ class BlameArgs(BaseModel):
     revision: str | None = Field(None, description="Blame as of this revision (default: the working tree).")
 
 
-class GitBlame(_GitTool):
+class GitBlame(_GitTool, Tool):
     name = "git_blame"
     description = "Who last changed each line of a file, and in which commit (git blame), 100 lines at most."
     Args = BlameArgs
