@@ -89,7 +89,28 @@ def _undo(run_id: str | None, *, to: str | None, force: bool, cd: Path | None, o
     what = f"before run {run.run_id}" if run else f"at snapshot {target[:12]}"
     out.info(f"restored the working tree to how it was {what}: {len(changed)} file(s) put back")
     out.info(f"the state before this undo is snapshot {before}; to return to it: branchwise undo --to {before}")
+    staged = _staged(workspace, set(changed))
+    if staged:
+        shown = " ".join(staged[:5]) + (" …" if len(staged) > 5 else "")
+        out.warn(f"git's index still stages changes to {len(staged)} of these file(s) (git add or git mv by the run?): "
+                 f"git restore --staged {shown}")  # fmt: skip
     return 0
+
+
+def _staged(workspace: Path, paths: set[str]) -> list[str]:
+    """Which of `paths` the index stages differently from HEAD (snapshots restore files, not the index)."""
+    import git
+
+    from branchwise.tools.git.isolation import GitError, open_repo
+
+    try:
+        with open_repo(workspace) as repo:
+            raw = repo.git.execute(
+                ["git", "diff", "--cached", "--name-only", "-z", "--no-renames"], stdout_as_string=False
+            )
+    except (GitError, git.GitCommandError, OSError):  # not a repository, no commits yet: nothing to say
+        return []
+    return sorted(p for p in raw.decode("utf-8", "surrogateescape").split("\0") if p in paths)
 
 
 def diff_command(run_id: str | None, *, stat: bool, cd: Path | None, out: Output | None = None) -> int:
