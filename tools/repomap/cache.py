@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, digest TEXT NOT NULL,
     lang TEXT NOT NULL, status TEXT NOT NULL, summary BLOB NOT NULL, payload BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, state TEXT NOT NULL, data BLOB NOT NULL);
 """
 PARSED = ("ok", "syntax-errors")
 
@@ -63,6 +64,7 @@ class TagCache:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.execute("DELETE FROM files")
+                self._db.execute("DELETE FROM blobs")
                 self._db.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (str(FORMAT),))
 
     def rows(self) -> dict[str, Row]:
@@ -110,6 +112,16 @@ class TagCache:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.executemany("DELETE FROM files WHERE path = ?", doomed)
+
+    def get_blob(self, key: str) -> tuple[str, bytes] | None:
+        """A derived blob kept with the rows (the ranking graph) and the state it was made from."""
+        row = self._db.execute("SELECT state, data FROM blobs WHERE key = ?", (key,)).fetchone()
+        return (row[0], bytes(row[1])) if row else None
+
+    def put_blob(self, key: str, state: str, data: bytes) -> None:
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("INSERT OR REPLACE INTO blobs VALUES (?, ?, ?)", (key, state, data))
 
     def close(self) -> None:
         self._db.close()

@@ -8,7 +8,7 @@ not pull the map towards every file that defines a common word.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 _WORD = re.compile(r"`([^`\n]{1,200})`|([A-Za-z_][A-Za-z0-9_]*)(\()?")
 _PATHLIKE = re.compile(r"[A-Za-z0-9_./-]*[A-Za-z0-9_](?:\.[A-Za-z0-9]{1,8}|/)")
@@ -33,7 +33,7 @@ def is_code_like(word: str) -> bool:
     return word.startswith("_") or "_" in core or any(c.isdigit() for c in core) or any(c.isupper() for c in core[1:])
 
 
-def mentions(text: str, paths: Iterable[str], defined: set[str]) -> tuple[set[str], set[str]]:
+def mentions(text: str, paths: Iterable[str], defined: Collection[str]) -> tuple[set[str], set[str]]:
     """(files, identifiers) that `text` names, among the indexed `paths` and the `defined` names."""
     if not text:
         return set(), set()

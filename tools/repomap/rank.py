@@ -11,6 +11,8 @@ index and reused for every personalisation, which only changes the teleport vect
 
 from __future__ import annotations
 
+import io
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -70,7 +72,7 @@ class Graph:
 
         self.paths = sorted(summaries)
         self.index = {p: i for i, p in enumerate(self.paths)}
-        self.summaries = summaries
+        self.summaries = summaries  # only while building: a graph loaded from the cache has none
         self.defines: dict[str, list[int]] = {}
         for i, path in enumerate(self.paths):
             for name in set(summaries[path][0]):
@@ -98,6 +100,62 @@ class Graph:
         s, d = np.array(src, np.int32), np.array(dst, np.int32)
         other = s != d  # a file's references to its own definitions say nothing about it
         self._flows(s[other], d[other], np.array(nid, np.int32)[other], np.array(w)[other])
+        self.summaries = {}
+        self._file_defs: dict[int, list[str]] | None = None
+
+    _ARRAYS = ("edge_src", "edge_dst", "edge_share", "dangling", "flow_src", "flow_dst", "flow_name", "flow_share",
+               "def_pairs", "flow_pair")  # fmt: skip
+
+    def to_bytes(self) -> bytes:
+        """The graph as one blob (numpy arrays and a JSON header), for the cache."""
+        import numpy as np
+
+        header = json.dumps({"paths": self.paths, "names": self.names, "defines": self.defines}).encode()
+        buffer = io.BytesIO()
+        np.savez(buffer, header=np.frombuffer(header, np.uint8), **{k: getattr(self, k) for k in self._ARRAYS})
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> Graph:
+        """A graph saved by `to_bytes`."""
+        import numpy as np
+
+        graph = cls.__new__(cls)
+        with np.load(io.BytesIO(blob)) as arrays:
+            header = json.loads(arrays["header"].tobytes())
+            for key in cls._ARRAYS:
+                setattr(graph, key, arrays[key])
+        graph.paths, graph.names, graph.defines = header["paths"], header["names"], header["defines"]
+        graph.index = {p: i for i, p in enumerate(graph.paths)}
+        graph.n = len(graph.paths)
+        graph.summaries = {}
+        graph._file_defs = None
+        return graph
+
+    def referencers(self, name: str) -> list[str]:
+        """Files that reference `name` where it links files (names defined in too many files do not)."""
+        import numpy as np
+
+        k = self._name_ids().get(name)
+        if k is None:
+            return []
+        return [self.paths[i] for i in np.unique(self.flow_src[self.flow_name == k]).tolist()]
+
+    def _name_ids(self) -> dict[str, int]:
+        ids = getattr(self, "_ids", None)
+        if ids is None:
+            ids = self._ids = {n: k for k, n in enumerate(self.names)}
+        return ids
+
+    def file_defs(self, path: str) -> list[str]:
+        """The names a file defines."""
+        if self._file_defs is None:
+            by_file: dict[int, list[str]] = {}
+            for name, ids in self.defines.items():
+                for i in ids:
+                    by_file.setdefault(i, []).append(name)
+            self._file_defs = by_file
+        return self._file_defs.get(self.index.get(path, -1), [])
 
     def _name_weights(self) -> dict[str, float]:
         """The weight of every name that links files (defined somewhere, referenced somewhere)."""
@@ -170,12 +228,9 @@ class Graph:
         for name in named:
             definers = self.defines[name]
             vector[definers] += 1.0 / len(definers)
-        if named:
-            wanted = set(named)
-            for i, path in enumerate(self.paths):
-                hits = sum(1 for name in self.summaries[path][1] if name in wanted)
-                if hits:
-                    vector[i] += 0.2 * hits / len(wanted)
+        for name in named:
+            for path in self.referencers(name):
+                vector[self.index[path]] += 0.2 / len(named)
         total = vector.sum()
         return vector / total if total else np.full(self.n, 1.0 / self.n)
 
@@ -197,7 +252,7 @@ class Graph:
                 first[(self.paths[target], name)] = 2 * top + float(scores[target])
         for path in focus.files:
             if path in self.index:
-                for name in self.summaries[path][0]:
+                for name in self.file_defs(path):
                     first.setdefault((path, name), top + float(scores[self.index[path]]))
         lead = sorted(first, key=lambda key: (-first[key], key))
         return lead + [pair for pair in ranked if pair not in first]

@@ -8,6 +8,7 @@ commands included, shows in the next answer.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from branchwise.sandbox.globs import glob_regex
 from branchwise.tools.repomap import rank as ranking
-from branchwise.tools.repomap.cache import TagCache, default_cache_path
+from branchwise.tools.repomap.cache import PARSED, Row, TagCache, default_cache_path
 from branchwise.tools.repomap.files import list_files
 from branchwise.tools.repomap.focus import mentions
 from branchwise.tools.repomap.languages import language_for
@@ -86,11 +87,12 @@ class RepoMap:
         self.workers = workers or cpu_count()
         self.cache = TagCache(cache_path or default_cache_path(self.root))
         self._masks = [glob_regex(str(self.root / Path(p).expanduser())) for p in deny_read]
-        self._summaries: dict[str, ranking.Summary] = {}
-        self._rows_loaded = False
-        self._graph: ranking.Graph | None = None  # rebuilt when any file's tags change
+        self._summaries: dict[str, ranking.Summary] | None = None  # loaded when first needed
+        self._graph: ranking.Graph | None = None  # rebuilt (or loaded from the cache) when the state changes
+        self._state = ""  # digest of every parsed file's path and content
         self._tags: OrderedDict[str, FileTags] = OrderedDict()
         self.stats = IndexStats()
+        self.pool_usage: tuple[float, float] = (0.0, 0.0)  # peak RSS of one parse worker (MB), their CPU seconds
         self._lock = threading.Lock()
 
     def refresh(self) -> IndexStats:
@@ -107,9 +109,7 @@ class RepoMap:
         loader.start()
         stats = self.refresh()
         focus = self.focus(text, paths, symbols)
-        if self._graph is None:
-            self._graph = ranking.Graph(self._summaries)
-        ranked = self._graph.rank(focus)
+        ranked = self.graph().rank(focus)
         files = sorted(ranked.file_rank, key=lambda p: (-ranked.file_rank[p], p))
         usages = self._usages(focus, files)
         candidates = ranked.definitions[: ranked.named] + usages + ranked.definitions[ranked.named :]
@@ -125,11 +125,12 @@ class RepoMap:
 
     def focus(self, text: str = "", paths: Sequence[str] = (), symbols: Sequence[str] = ()) -> ranking.Focus:
         """Files and identifiers the map should centre on, from free text and explicit lists."""
-        defined = self.defined_names()
-        files, idents = mentions(text, self._summaries.keys(), defined)
+        graph = self.graph()
+        defined = graph.defines
+        files, idents = mentions(text, graph.paths, defined)
         for p in paths:
             rel = os.path.normpath(p.removeprefix(str(self.root) + "/"))
-            files |= {f for f in self._summaries if f == rel or f.startswith(rel.rstrip("/") + "/")}
+            files |= {f for f in graph.paths if f == rel or f.startswith(rel.rstrip("/") + "/")}
         idents |= {s for s in symbols if s in defined}
         return ranking.Focus(frozenset(files), frozenset(idents))
 
@@ -137,7 +138,8 @@ class RepoMap:
         """For each name the focus mentions, the definitions that use it (best-ranked files first)."""
         out: list[tuple[str, str]] = []
         for name in sorted(focus.idents):
-            users = [p for p in files_by_rank if name in self._summaries[p][1]][:MAX_USERS_SHOWN]
+            referencing = set(self.graph().referencers(name))
+            users = [p for p in files_by_rank if p in referencing][:MAX_USERS_SHOWN]
             for path in users:
                 tags = self.tags(path)
                 if tags is None or name not in tags.refs:
@@ -150,7 +152,26 @@ class RepoMap:
         return out
 
     def defined_names(self) -> set[str]:
-        return {name for defs, _, _ in self._summaries.values() for name in defs}
+        return set(self.graph().defines)
+
+    def graph(self) -> ranking.Graph:
+        """The reference graph of the current state: kept, loaded from the cache, or built and saved."""
+        if self._graph is None:
+            saved = self.cache.get_blob("graph")
+            if saved is not None and saved[0] == self._state:
+                self._graph = ranking.Graph.from_bytes(saved[1])
+            else:
+                self._graph = ranking.Graph(self.summaries())
+                self.cache.put_blob("graph", self._state, self._graph.to_bytes())
+        return self._graph
+
+    def summaries(self) -> dict[str, ranking.Summary]:
+        """Defined and referenced names of every parsed file (read from the cache once per session)."""
+        import marshal
+
+        if self._summaries is None:
+            self._summaries = {path: marshal.loads(blob) for path, blob in self.cache.summaries()}
+        return self._summaries
 
     def tags(self, path: str) -> FileTags | None:
         """The full tags of one indexed file (kept for the most recently used files)."""
@@ -194,7 +215,8 @@ class RepoMap:
         """Definitions named `name` (exactly), by file and line."""
         self.refresh()
         out = []
-        for path in sorted(p for p, s in self._summaries.items() if name in s[0]):
+        graph = self.graph()
+        for path in sorted(graph.paths[i] for i in graph.defines.get(name, ())):
             tags = self.tags(path)
             out += [(path, d) for d in (tags.defs if tags else []) if d.name == name]
         return out
@@ -203,7 +225,7 @@ class RepoMap:
         """Files that use `name`: (path, occurrences, first lines), most uses first."""
         self.refresh()
         out = []
-        for path, (_, names, counts) in self._summaries.items():
+        for path, (_, names, counts) in self.summaries().items():
             if name in names:
                 tags = self.tags(path)
                 count, lines = tags.refs[name] if tags and name in tags.refs else (counts[names.index(name)], [])
@@ -248,7 +270,7 @@ class RepoMap:
         self.cache.put(records)
         gone = set(rows) - set(listed)
         self.cache.delete(gone)
-        self._update_summaries(records, gone, stats, {r for r, _ in jobs})
+        self._update_summaries(records, gone, stats, {r for r, _ in jobs}, rows)
         stats.files = len(listed)
         stats.seconds = time.monotonic() - started
         self.stats = stats
@@ -265,39 +287,49 @@ class RepoMap:
 
         batches = [jobs[i : i + BATCH] for i in range(0, len(jobs), BATCH)]
         out: list[FileRecord] = []
+        workers: dict[int, tuple[int, float]] = {}
         with ProcessPoolExecutor(max_workers=self.workers, mp_context=pool_context()) as pool:
-            for batch in pool.map(read_many, [root] * len(batches), batches, [self.max_file_bytes] * len(batches)):
+            args = [root] * len(batches), batches, [self.max_file_bytes] * len(batches)
+            for batch, pid, rss_kb, cpu_s in pool.map(read_many, *args):
                 out += [r for r in batch if r is not None]
+                workers[pid] = (rss_kb, cpu_s)
+        self.pool_usage = (max(kb for kb, _ in workers.values()) / 1024, sum(cpu for _, cpu in workers.values()))
         return out
 
     def _update_summaries(
-        self, records: list[FileRecord], gone: set[str], stats: IndexStats, requested: set[str]
+        self, records: list[FileRecord], gone: set[str], stats: IndexStats, requested: set[str], rows: dict[str, Row]
     ) -> None:
         import marshal
 
-        if gone or any(r.status != "unchanged" for r in records) or not self._rows_loaded:
-            self._graph = None
+        parsed = {p: r.digest for p, r in rows.items() if r.status in PARSED and p not in gone}
         for path in gone:
-            self._summaries.pop(path, None)
             self._tags.pop(path, None)
-        if not self._rows_loaded:
-            for path, blob in self.cache.summaries():
-                self._summaries[path] = marshal.loads(blob)
-            self._rows_loaded = True
+            if self._summaries is not None:
+                self._summaries.pop(path, None)
         for r in records:
             if r.status == "unchanged":
                 stats.reused += 1
                 continue
             self._tags.pop(r.path, None)
-            if r.status in ("ok", "syntax-errors"):
+            if r.status in PARSED:
                 stats.parsed += 1
-                self._summaries[r.path] = marshal.loads(r.summary)
                 stats.with_errors += r.status == "syntax-errors"
+                parsed[r.path] = r.digest
+                if self._summaries is not None:
+                    self._summaries[r.path] = marshal.loads(r.summary)
             else:
-                self._summaries.pop(r.path, None)
                 stats.skipped[r.status] += 1
+                parsed.pop(r.path, None)
+                if self._summaries is not None:
+                    self._summaries.pop(r.path, None)
         for path in requested - {r.path for r in records}:  # vanished between listing and reading
-            self._summaries.pop(path, None)
+            parsed.pop(path, None)
+            if self._summaries is not None:
+                self._summaries.pop(path, None)
+        state = hashlib.blake2b("\n".join(f"{p}\0{d}" for p, d in sorted(parsed.items())).encode(), digest_size=16)
+        if state.hexdigest() != self._state:
+            self._state = state.hexdigest()
+            self._graph = None
 
 
 def _innermost(defs: list[Definition], line: int) -> str | None:

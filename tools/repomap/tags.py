@@ -127,9 +127,18 @@ def read_tags(root: str, rel: str, max_bytes: int, known: tuple[int, int, str] |
     return FileRecord(rel, len(data), info.st_mtime_ns, digest, lang, status, tags.summary(), tags.payload())
 
 
-def read_many(root: str, jobs: list[tuple[str, tuple[int, int, str] | None]], max_bytes: int) -> list[Any]:
-    """A batch of `read_tags` calls (one pool task); vanished files come back as None."""
-    return [read_tags(root, rel, max_bytes, known) for rel, known in jobs]
+def read_many(
+    root: str, jobs: list[tuple[str, tuple[int, int, str] | None]], max_bytes: int
+) -> tuple[list[FileRecord | None], int, int, float]:
+    """A batch of `read_tags` calls (one pool task): (records, worker pid, its peak RSS in kB, its CPU seconds).
+
+    Vanished files come back as None. The worker reports its own usage: pool workers are not our children
+    (they are forked by the forkserver), so the parent cannot see it otherwise."""
+    import resource
+
+    records = [read_tags(root, rel, max_bytes, known) for rel, known in jobs]
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return records, os.getpid(), usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 @functools.cache
