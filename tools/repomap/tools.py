@@ -39,6 +39,10 @@ class RepoMapTool(Tool):
         self.index = index
         self.default_tokens = default_tokens
 
+    def close(self) -> None:
+        """The index's cache connection goes with the session's tools (the other three share the index)."""
+        self.index.close()
+
     def run(self, args: RepoMapArgs, ctx: ToolContext) -> Observation:
         budget = args.tokens or self.default_tokens
         result = self.index.build(budget, paths=args.paths, symbols=args.symbols)
