@@ -8,6 +8,7 @@ commands included, shows in the next answer.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import threading
@@ -266,8 +267,7 @@ class RepoMap:
                     stats.skipped[row.status] += 1
                 continue
             jobs.append((rel, (row.size, row.mtime_ns, row.digest) if row else None))
-        records = self._parse(jobs)
-        self.cache.put(records)
+        records = self._parse(jobs)  # written to the cache as they come
         gone = set(rows) - set(listed)
         self.cache.delete(gone)
         self._update_summaries(records, gone, stats, {r for r, _ in jobs}, rows)
@@ -277,24 +277,35 @@ class RepoMap:
         return stats
 
     def _parse(self, jobs: list[tuple[str, tuple[int, int, str] | None]]) -> list[FileRecord]:
+        """Tag the files of `jobs`, store each batch in the cache at once, return the records without payloads."""
         root = str(self.root)
+        out: list[FileRecord] = []
         if len(jobs) < POOL_MIN_FILES or self.workers < 2:
             found = [read_tags(root, rel, self.max_file_bytes, known) for rel, known in jobs]
-            return [r for r in found if r is not None]
+            self._keep([r for r in found if r is not None], out)
+            return out
         from concurrent.futures import ProcessPoolExecutor
 
         from branchwise.tools.repomap.tags import pool_context
 
         batches = [jobs[i : i + BATCH] for i in range(0, len(jobs), BATCH)]
-        out: list[FileRecord] = []
         workers: dict[int, tuple[int, float]] = {}
+        pending: list[FileRecord] = []
         with ProcessPoolExecutor(max_workers=self.workers, mp_context=pool_context()) as pool:
             args = [root] * len(batches), batches, [self.max_file_bytes] * len(batches)
             for batch, pid, rss_kb, cpu_s in pool.map(read_many, *args):
-                out += [r for r in batch if r is not None]
+                pending += [r for r in batch if r is not None]
                 workers[pid] = (rss_kb, cpu_s)
+                if len(pending) >= 512:  # memory stays bounded however large the repository
+                    self._keep(pending, out)
+                    pending = []
+        self._keep(pending, out)
         self.pool_usage = (max(kb for kb, _ in workers.values()) / 1024, sum(cpu for _, cpu in workers.values()))
         return out
+
+    def _keep(self, records: list[FileRecord], out: list[FileRecord]) -> None:
+        self.cache.put(records)
+        out += [dataclasses.replace(r, payload=b"") for r in records]
 
     def _update_summaries(
         self, records: list[FileRecord], gone: set[str], stats: IndexStats, requested: set[str], rows: dict[str, Row]
