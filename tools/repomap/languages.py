@@ -207,8 +207,10 @@ def definition_patterns(source: str) -> list[str]:
 @functools.cache
 def queries(name: str) -> tuple[Any, Any, Any]:
     """(Language, definitions query, references query) for a language, built once per process."""
-    from tree_sitter import Query, QueryError
-
+    try:
+        from tree_sitter import Query, QueryError
+    except ImportError as exc:
+        raise GrammarMissing(f"the tree-sitter package is missing: {exc}") from None
     spec = BY_NAME[name]
     language = _language(spec)
     patterns = [p for wheel in spec.tag_wheels for p in definition_patterns(tags_source(wheel))]

@@ -150,9 +150,9 @@ def _parser(lang: str) -> Any:
 
 def extract(data: bytes, lang: str) -> FileTags:
     """Parse `data` as `lang` and collect its definitions and references."""
+    _, defs_query, refs_query = queries(lang)  # GrammarMissing first, if tree-sitter itself is missing
     from tree_sitter import QueryCursor
 
-    _, defs_query, refs_query = queries(lang)
     tree = _parser(lang).parse(data)
     root = tree.root_node
     found: dict[int, tuple[int, int, int, str, str]] = {}  # name start byte -> (start, -end, pattern, kind, name)

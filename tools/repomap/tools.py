@@ -47,7 +47,7 @@ class RepoMapTool(Tool):
         budget = args.tokens or self.default_tokens
         result = self.index.build(budget, paths=args.paths, symbols=args.symbols)
         if not result.text:
-            raise ToolError("the map is empty: no source files in a supported language were found")
+            raise ToolError(f"the map is empty ({result.stats.describe()}); use glob and grep")
         note = f"\n[{result.tokens} of {budget} tokens; {result.stats.describe()}]"
         return Observation(result.text + note, data={"tokens": result.tokens, "files": result.files_shown})
 
