@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import finish, git, make_repo, shell, write_script
+from tests.conftest import PLANNING, finish, git, make_repo, shell, write_script
 
 
 def tree_state(root: Path) -> dict[str, tuple[bytes, bool]]:
@@ -65,3 +65,36 @@ def test_undo_and_diff_say_so_when_there_is_no_run(cli, tmp_path):
     for command in (["undo"], ["diff"], ["undo", "nosuchrun"]):
         res = cli(*command, cwd=repo)
         assert res.returncode == 2 and res.stderr.count("\n") == 1 and "branchwise: error:" in res.stderr
+
+
+@pytest.mark.slow
+def test_the_demo_fix_is_committed_on_a_branch_and_undo_restores_the_start(cli, example_repo, clean_env, monkeypatch):
+    """What the run path does at its end (until the lead wires it in): end snapshot, commit_run; then undo."""
+    from branchwise.agent.config.schema import GitSettings
+    from branchwise.agent.record.events import RunStarted
+    from branchwise.agent.record.trajectory import read_events
+    from branchwise.sandbox.workspace.snapshots import ShadowGitWorkspace
+    from branchwise.tools.git.commit import commit_run, start_state
+
+    before = tree_state(example_repo)
+    head = start_state(example_repo).head
+    res = cli("run", "-f", "task.toml", "-o", "json", cwd=example_repo, env=PLANNING)
+    assert res.returncode == 0, res.stderr
+    finished = json.loads(res.stdout)
+    events = read_events(example_repo / ".branchwise" / "runs" / finished["run_id"] / "events.jsonl")
+    start = next(e.start_snapshot for e in events if isinstance(e, RunStarted))
+    monkeypatch.setenv("XDG_STATE_HOME", clean_env["XDG_STATE_HOME"])  # the run's shadow repository
+    snaps = ShadowGitWorkspace(example_repo, session="end-of-run")
+    result = commit_run(snaps, start_head=head, start_snapshot=start, end_snapshot=snaps.snapshot("end"),
+                        summary=finished["summary"], run_id=finished["run_id"], settings=GitSettings(),
+                        task="Fix median() for even-length lists")  # fmt: skip
+    assert result is not None and result.branch.startswith("branchwise/fix-median")
+    assert result.files == ("calc/stats.py",)
+    assert "ordered[middle - 1] + ordered[middle]" in git(example_repo, "show", f"{result.branch}:calc/stats.py")
+    assert git(example_repo, "branch", "--show-current").strip() == "main"
+    assert git(example_repo, "rev-parse", "HEAD").strip() == head
+    assert git(example_repo, "status", "--porcelain").strip() == "M calc/stats.py"  # still in the working tree
+
+    undone = cli("undo", cwd=example_repo)
+    assert undone.returncode == 0, undone.stderr
+    assert tree_state(example_repo) == before and git(example_repo, "status", "--porcelain") == ""
