@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+
+import pytest
 
 from tests.conftest import make_repo
+from tests.integration.test_startup import HEAVY, PROBE
 
 FILES = {
     "app/core.py": "class Engine:\n    def start(self):\n        return ignite()\n\n\ndef ignite():\n    return 1\n",
@@ -30,3 +35,13 @@ def test_map_usage_errors_are_one_line(cli, tmp_path):
     for args in (["map", "nowhere"], ["map", "--tokens", "0"], ["map", str(tmp_path)]):
         res = cli(*args, cwd=repo)
         assert res.returncode == 2 and res.stderr.count("\n") == 1, (args, res.stderr)
+
+
+@pytest.mark.parametrize("command", ["map", "undo", "diff"])
+def test_help_of_the_new_commands_imports_nothing_heavy(command):
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps([command, "--help"])], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    loaded = set(json.loads(out[-1]))
+    assert "branchwise" in loaded
+    assert not loaded & {*HEAVY, "git", "numpy", "tiktoken", "gitdb"}
