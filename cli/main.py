@@ -398,6 +398,55 @@ def memory_stats(as_json: JsonOption = False, cd: CdOption = None) -> None:
     _exit(stats_command(as_json=as_json, cd=cd))
 
 
+@app.command("map")
+def map_(
+    path: Annotated[Path | None, typer.Argument(help="Centre the map on this file or directory.")] = None,
+    tokens: Annotated[int | None, typer.Option("--tokens", "-t", help="Token budget (default: map.tokens).")] = None,
+    focus: Annotated[str, typer.Option("--focus", help="Text (a task) to personalise the map to.")] = "",
+    symbol: Annotated[
+        list[str] | None, typer.Option("--symbol", "-s", help="A name to centre on (repeatable).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: the map and the index's figures.")] = False,
+    cd: CdOption = None,
+) -> None:
+    """Print the repository map the agent sees: the most relevant files and their definitions, ranked by how the
+    code references itself and fitted to a token budget. Tags are cached, so later runs only reparse changes."""
+    from branchwise.cli.commands.map import map_command
+
+    _exit(map_command(path, tokens=tokens, focus=focus, symbols=symbol or [], as_json=as_json, cd=cd))
+
+
+@app.command("undo")
+def undo(
+    run_id: Annotated[
+        str | None, typer.Argument(help="The run to undo (default: the latest; see `branchwise runs`).")
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Restore this snapshot id instead (e.g. the one an undo printed).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Undo even if files changed after the run ended.")] = False,
+    cd: CdOption = None,
+) -> None:
+    """Put the working tree back exactly as it was before a run: files it changed, created, deleted or chmod-ed,
+    by any tool or shell command. Ignored files are left alone; git branches and commits are not touched. The
+    state before the undo is kept as a snapshot, so an undo can be undone."""
+    from branchwise.cli.commands.undo import undo_command
+
+    _exit(undo_command(run_id, to=to, force=force, cd=cd))
+
+
+@app.command("diff")
+def diff(
+    run_id: Annotated[str | None, typer.Argument(help="The run (default: the latest; see `branchwise runs`).")] = None,
+    stat: Annotated[bool, typer.Option("--stat", help="Only the changed files and how.")] = False,
+    cd: CdOption = None,
+) -> None:
+    """Show what a run changed in the working tree, as a patch (from its start and end snapshots)."""
+    from branchwise.cli.commands.undo import diff_command
+
+    _exit(diff_command(run_id, stat=stat, cd=cd))
+
+
 def _exit(code: int) -> None:
     raise typer.Exit(code)
 

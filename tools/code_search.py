@@ -13,6 +13,7 @@ from branchwise.sandbox.base import OutputLimits
 from branchwise.sandbox.globs import glob_regex
 from branchwise.tools.base import Observation, Tool, ToolContext, ToolError
 from branchwise.tools.files import SKIP_DIRS
+from branchwise.tools.repomap.files import rg_files_argv, walk_unignored
 
 MAX_MATCHES = 200
 MAX_FILES = 500
@@ -123,7 +124,8 @@ class Glob(Tool):
     name = "glob"
     description = (
         f"Find files whose path (relative to `path`) matches a glob; ** spans directories. At most {MAX_FILES} "
-        "results, sorted by path; .git and dependency directories are skipped."
+        "results, sorted by path; files ignored by .gitignore (or .ignore), .git and dependency directories are "
+        "skipped."
     )
     Args = GlobArgs
     effect = "read"
@@ -135,15 +137,37 @@ class Glob(Tool):
             raise ToolError(f"{args.path}: no such directory")
         regex = glob_regex(args.pattern)
         base = os.path.normpath(ctx.fs.relative(args.path))
+        files = self._ripgrep(args.pattern, base, ctx) if shutil.which("rg") else None
+        if files is None:
+            files = walk_unignored(ctx.workspace, base)
         hits = []
-        for rel in walk_files(ctx, base):
+        for rel in files:
             below = rel if base == "." else os.path.relpath(rel, base)
             if regex.fullmatch(below):
                 hits.append(rel)
+        hits.sort()
         if not hits:
             return Observation("(no files match)", data={"matches": 0})
         more = f"\n[{len(hits) - MAX_FILES} more not shown]" if len(hits) > MAX_FILES else ""
         return Observation("\n".join(hits[:MAX_FILES]) + more, data={"matches": len(hits)})
+
+    def _ripgrep(self, pattern: str, base: str, ctx: ToolContext) -> list[str] | None:
+        """`rg --files` in the sandbox (as grep runs), narrowed by the pattern's last part; None if rg failed."""
+        last = pattern.rsplit("/", 1)[-1]
+        # A file type, unlike --glob, keeps the ignore rules; it matches file names, a superset of the pattern.
+        narrow = "**" not in last and not any(c in last for c in ",:{}\\")
+        argv = rg_files_argv(type_glob=last if narrow else None)
+        if base != ".":
+            argv += ["--", base]
+        result = ctx.sandbox.run(
+            argv,
+            cwd=ctx.workspace,
+            timeout=60,
+            limits=OutputLimits(keep_head=32 << 20, keep_tail=0, read_limit=32 << 20),
+        )
+        if result.exit_code not in (0, 1) or result.truncated:
+            return None
+        return [line for line in result.output.split("\n") if line]
 
 
 class FinishArgs(BaseModel):

@@ -15,7 +15,7 @@ MAX_DIR_ENTRIES = 400
 SNIPPET_CONTEXT = 4
 # Directories a listing does not descend into: they are large and rarely what the task is about.
 SKIP_DIRS = frozenset({".git", "node_modules", ".venv", "venv", "__pycache__", ".mypy_cache", ".pytest_cache",
-                       ".ruff_cache", ".tox", ".branchwise"})  # fmt: skip
+                       ".ruff_cache", ".tox", ".nox", ".hypothesis", ".branchwise"})  # fmt: skip
 
 
 def _key(ctx: ToolContext, path: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from branchwise.sandbox.settings import PolicySettings, SandboxSettings
 
@@ -174,6 +174,41 @@ class MemorySettings(_Section):
     """A tip that has not been used for this many days and never helped is deprecated."""
 
 
+class MapSettings(_Section):
+    """The repository map: ranked definitions in the system prompt, and the code-understanding tools."""
+
+    enabled: bool = True
+    """Put the map into the system prompt and offer repo_map, find_symbol, find_references and outline."""
+    tokens: int = Field(1024, ge=0, le=32_000)
+    """Token budget of the map in the system prompt (tiktoken cl100k_base tokens; never exceeded; 0 = no map in
+    the prompt, the tools stay)."""
+    tool_tokens: int = Field(2048, ge=128, le=32_000)
+    """Default token budget of the map the repo_map tool returns."""
+    max_file_bytes: int = Field(1_000_000, gt=0)
+    """Source files larger than this are not parsed (counted as too-large)."""
+    max_files: int = Field(50_000, gt=0)
+    """Source files indexed at most (in path order); the rest are left out, with a count."""
+
+
+class GitSettings(_Section):
+    """What happens in git at the end of a run (branchwise never pushes and never rewrites commits)."""
+
+    commit: bool = True
+    """In a git repository, commit a verified result on a new branch made from the starting HEAD; the user's
+    branch, index and uncommitted work are left as they are. false: leave the changes in the working tree."""
+    branch_prefix: str = Field("branchwise/", pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+    """Prefix of the branch a result is committed on; a slug of the task follows it."""
+    author: str = Field("branchwise <branchwise@localhost>", pattern=r"^[^<>\n]+ <[^<>\n]+>$")
+    """Author and committer of the commit, as "Name <email>"."""
+
+    @field_validator("branch_prefix")
+    @classmethod
+    def _valid_ref(cls, value: str) -> str:
+        if ".." in value or "//" in value or "/." in value or value.endswith(".lock"):
+            raise ValueError("not a valid start of a git branch name")
+        return value
+
+
 class Config(_Section):
     """Everything a run needs to know, merged from all layers."""
 
@@ -193,3 +228,5 @@ class Config(_Section):
     memory: MemorySettings = MemorySettings()
     sandbox: SandboxSettings = SandboxSettings()
     policy: PolicySettings = PolicySettings()
+    map: MapSettings = MapSettings()
+    git: GitSettings = GitSettings()

@@ -63,6 +63,8 @@ class RunStarted(_Event):
     config: dict[str, Any] = {}
     start_snapshot: str | None = None
     version: str = ""
+    start_head: str | None = None
+    """The commit HEAD pointed at when the run started (in a git repository with commits)."""
 
 
 Purpose = Literal["act", "judge", "choose", "plan", "reflect"]
@@ -249,6 +251,8 @@ class RunFinished(_Event):
     """Snapshots of the workspace before and after the run (for diff and undo)."""
     memory: dict[str, Any] = {}
     """Long-term memory items the run retrieved, used and wrote (ids)."""
+    branch: str | None = None
+    """The branch a verified result was committed on (git.commit), or None."""
 
 
 Event = Annotated[

@@ -30,9 +30,10 @@ class Learning:
         self.gate, self.snapshots = gate, snapshots
         self.notes = ""
 
-    def calls(self) -> ActorCalls:
-        """Shortcut steps run as the model's own calls would: validated, gated, sandboxed, recorded."""
-        return ActorCalls(Actor(self.toolbox, self.ctx, self.bus, self.gate))
+    def calls(self, *, recorded: bool = True) -> ActorCalls:
+        """Shortcut steps run as the model's own calls would: validated, gated, sandboxed, and recorded in the
+        trajectory unless they only validate a new shortcut (a replay of the run must not see those)."""
+        return ActorCalls(Actor(self.toolbox, self.ctx, self.bus if recorded else EventBus(), self.gate))
 
     def recall(self, task: str) -> str:
         """The notes block for the task (also untrusted text for taint), with its shortcuts added as tools."""
@@ -58,7 +59,7 @@ class Learning:
             events = read_events(run_dir / "events.jsonl")
             self.memory.feedback(events, verification)
             if verification != "none":
-                self.memory.reflect(events, verification=verification, calls=self.calls(),
+                self.memory.reflect(events, verification=verification, calls=self.calls(recorded=False),
                                     snapshots=self.snapshots, ctx=self.ctx, model=self.model)  # fmt: skip
             return run_summary(read_events(run_dir / "events.jsonl"))
         except (OSError, sqlite3.Error, SandboxError, BranchwiseError) as exc:  # a help, never why a run fails

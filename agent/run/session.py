@@ -37,6 +37,7 @@ from branchwise.agent.run.learning import Learning
 from branchwise.agent.run.loop import LoopSolver
 from branchwise.agent.run.prompts import find_instructions, system_prompt
 from branchwise.agent.run.query import Asker
+from branchwise.agent.run.repository import Repository
 from branchwise.agent.run.solver import Solver
 from branchwise.agent.run.wiring import EgressRecorder, make_gate
 from branchwise.agent.run.workspace import git_branch
@@ -45,6 +46,17 @@ from branchwise.sandbox.base import Sandbox, SandboxError
 from branchwise.sandbox.workspace.safefs import WorkspaceFS
 from branchwise.sandbox.workspace.snapshots import ShadowGitWorkspace
 from branchwise.tools import ToolBox, ToolContext, default_tools
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a run ended, before its last event is written."""
+
+    status: str = "error"
+    exit_code: int = 1
+    summary: str = ""
+    error: str | None = None
+    limit: str | None = None
 
 
 @dataclass
@@ -99,12 +111,15 @@ class Session:
             where = f"{exc.filename}: " if exc.filename else ""
             raise EnvironmentProblem(f"cannot keep snapshots of {self.workspace}: {where}{exc.strerror}") from None
         self.learning = Learning(self.memory, self.model, self.toolbox, self.ctx, self.bus, self.gate, self.snapshots)
+        self.repository = Repository(self.config, self.workspace, self.toolbox, self.bus)
+        self.repository.add_tools()
 
     def __enter__(self) -> Session:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.writer.close()
+        self.repository.close()
         self.toolbox.close()
         self.sandbox.close()
         try:  # only the start state is needed later (replay, undo); the rest of the snapshots can go
@@ -115,40 +130,42 @@ class Session:
     def run(self, task: str, *, plan_only: bool = False) -> RunFinished:
         """Run the task to its end; every way of stopping is handled here and recorded."""
         started = time.monotonic()
-        status, summary, error, exit_code, limit = "error", "", None, 1, None
+        ending = Ending()
         driver: Driver | None = None
         try:
             self.start_snapshot = self.snapshots.snapshot("start")
-            self.emit_start(task)
+            self.emit_start(task, self.repository.start())
             # Only the user's own words are trusted: AGENTS.md comes with the repository, like any of its files.
             self.gate.trust(task)
-            notes = self.learning.recall(task)
+            notes = "\n".join(filter(None, [self.repository.map_text(task), self.learning.recall(task)]))
             driver = self.driver(task, notes)
             if plan_only:
                 plan = driver.make_plan()
                 raise Completed(f"planned {len(plan.subgoals)} subgoal(s); nothing was run (--plan-only)")
             driver.run()
         except StopRun as stop:
-            status, summary, exit_code = stop.status, stop.reason, STATUS_EXIT[stop.status]
-            limit = stop.limit if isinstance(stop, BudgetExceeded) else None
+            ending = Ending(stop.status, STATUS_EXIT[stop.status], stop.reason,
+                            limit=stop.limit if isinstance(stop, BudgetExceeded) else None)  # fmt: skip
         except (BranchwiseError, SandboxError) as err:
-            error = summary = str(err)
-            exit_code = err.exit_code if isinstance(err, BranchwiseError) else EnvironmentProblem.exit_code
+            code = err.exit_code if isinstance(err, BranchwiseError) else EnvironmentProblem.exit_code
+            ending = Ending("error", code, str(err), error=str(err))
         except KeyboardInterrupt:
-            status, summary, exit_code = "interrupted", "interrupted by the user", STATUS_EXIT["interrupted"]
-        checks = self.final_checks(driver, status, limit)
+            ending = Ending("interrupted", STATUS_EXIT["interrupted"], "interrupted by the user")
+        checks = self.final_checks(driver, ending)
         self.egress.flush()  # background processes may have gone on using the network
-        memory = self.learning.learn(self.run_dir, status, checks) if self.start_snapshot else {}
-        return self.finish(status, exit_code, summary, error, limit, checks, started, memory)
+        memory = self.learning.learn(self.run_dir, ending.status, checks) if self.start_snapshot else {}
+        finished = self.finish(ending, checks, time.monotonic() - started, memory, task)
+        self.bus.emit(finished)
+        return finished
 
-    def final_checks(self, driver: Driver | None, status: str, limit: str | None) -> list[CheckResult]:
+    def final_checks(self, driver: Driver | None, ending: Ending) -> list[CheckResult]:
         """The checks the run ended with; run now when it stopped before they ran (failed, out of budget),
         unless the wall-time limit stopped it: then there is no time left for them."""
         checks = driver.last_checks if driver is not None else None
-        if checks is None and limit == "wall" and self.config.checks:
+        if checks is None and ending.limit == "wall" and self.config.checks:
             self.bus.emit(Warning(message="the wall-time limit was reached, so the task's checks were not run"))
             return []
-        if checks is None and status in ("failed", "budget_exceeded") and self.config.checks:
+        if checks is None and ending.status in ("failed", "budget_exceeded") and self.config.checks:
             # They get their own time: the run's deadline may be what ended it.
             checker = Checker(self.sandbox, self.workspace, self.bus, float("inf"), self.config.tools.check_timeout_s)
             try:
@@ -157,37 +174,44 @@ class Session:
                 checks = None
         return checks or []
 
-    def finish(self, status: str, exit_code: int, summary: str, error: str | None, limit: str | None,
-               checks: list[CheckResult], started: float, memory: dict[str, Any]) -> RunFinished:  # fmt: skip
+    def finish(
+        self, ending: Ending, checks: list[CheckResult], duration_s: float, memory: dict[str, Any], task: str
+    ) -> RunFinished:
+        """The run's last event: its end snapshot taken, and a verified result committed on a branch."""
         try:
             self.end_snapshot = self.snapshots.snapshot("end") if self.start_snapshot else None
         except SandboxError:
             self.end_snapshot = None
+        branch = None
+        verified = ending.status == "completed" and bool(checks) and all(c.passed for c in checks)
+        if verified and self.start_snapshot and self.end_snapshot:
+            branch = self.repository.commit(self.snapshots, self.start_snapshot, self.end_snapshot, ending.summary,
+                                            self.run_id, task)  # fmt: skip
         tally = self.budget.tally
-        finished = RunFinished(
-            status=status,
-            exit_code=exit_code,
-            summary=summary,
-            error=error,
+        return RunFinished(
+            status=ending.status,
+            exit_code=ending.exit_code,
+            summary=ending.summary,
+            error=ending.error,
             steps=tally.steps,
             tokens=tally.usage,
             cost_usd=tally.cost_usd,
             changed_files=self.changed_files(),
             checks=checks,
-            duration_s=round(time.monotonic() - started, 3),
-            limit=limit,
+            duration_s=round(duration_s, 3),
+            limit=ending.limit,
             model_calls=tally.model_calls,
             start_snapshot=self.start_snapshot,
             end_snapshot=self.end_snapshot,
             memory=memory,
+            branch=branch,
         )
-        self.bus.emit(finished)
-        return finished
 
-    def emit_start(self, task: str) -> None:
+    def emit_start(self, task: str, start_head: str | None = None) -> None:
         info = self.sandbox.describe()
         self.bus.emit(
             RunStarted(
+                start_head=start_head,
                 task=task,
                 model=self.model.name,
                 workspace=str(self.workspace),

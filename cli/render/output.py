@@ -206,6 +206,9 @@ class Output:
             f"steps: {f.steps}  tokens: {tokens.prompt} prompt + {tokens.completion} completion"
             f"  cost: ${f.cost_usd:.4f}",
             f"changed files: {', '.join(f.changed_files) if f.changed_files else '(none)'}",
+            f"committed on: {f.branch} (your branch is unchanged; `branchwise undo {f.run_id}` puts the files back)"
+            if f.branch
+            else None,
             f"run: {f.run_id} (branchwise replay {f.run_id})",
         ]
         print("\n".join(line for line in lines if line), file=self.out)
@@ -226,6 +229,7 @@ EMPTY_RESULT: dict[str, Any] = {
     "duration_s": 0.0,
     "limit": None,
     "memory": {},
+    "branch": None,
 }
 
 
@@ -245,6 +249,7 @@ def result_object(finished: Any) -> dict[str, Any]:
         "duration_s": finished.duration_s,
         "limit": finished.limit,
         "memory": finished.memory,
+        "branch": finished.branch,
     }
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from branchwise.agent.record.trajectory import read_events
-from tests.conftest import BRANCHWISE, EXAMPLE, PLANNING, finish, shell, write_script
+from tests.conftest import BRANCHWISE, EXAMPLE, PLANNING, finish, make_repo, shell, write_script
 
 CHECK = "python3 -m unittest discover -s tests -q"
 FIX = {
@@ -112,7 +112,7 @@ def test_script_exhausted_is_a_one_line_error_exit_1(cli, example_repo, tmp_path
     ],
 )
 def test_configuration_problems_are_one_line_with_exit_2(cli, tmp_path, setup, expected):
-    repo = tmp_path / "repo"
+    repo = make_repo(tmp_path / "repo", {"README.md": "r\n"})
     (repo / ".branchwise").mkdir(parents=True)
     if "config" in setup:
         (repo / ".branchwise" / "config.toml").write_text(setup["config"])
