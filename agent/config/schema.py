@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from branchwise.sandbox.settings import PolicySettings, SandboxSettings
+from branchwise.tools.mcp.settings import McpSettings
 
 
 class _Section(BaseModel):
@@ -140,3 +141,4 @@ class Config(_Section):
     planner: PlannerSettings = PlannerSettings()
     sandbox: SandboxSettings = SandboxSettings()
     policy: PolicySettings = PolicySettings()
+    mcp: McpSettings = McpSettings()
