@@ -6,7 +6,6 @@ only one, and provider errors are translated here, at the boundary, by the table
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -22,7 +21,6 @@ from branchwise.agent.models.base import Message, Reply
 from branchwise.agent.record.events import ToolCallRecord, Usage
 
 MAX_BACKOFF_S = 60.0
-_MCP_MISSING = importlib.util.find_spec("mcp") is None
 
 
 @dataclass(frozen=True)
@@ -171,9 +169,6 @@ class LiteLLMModel:
         }
         if self.native_tools and tools:
             kwargs["tools"] = tools
-            if _MCP_MISSING:
-                # litellm 1.106 imports its MCP handler for any call with tools unless told not to.
-                kwargs["_skip_mcp_handler"] = True
         if n > 1:
             kwargs["n"] = n
         if s.api_base:
