@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -25,7 +26,7 @@ Opt = Annotated
 
 def make_server(version: str, instructions: str) -> MCPServer:
     """The MCP server with its one tool."""
-    server = MCPServer("branchwise", version=version, instructions=instructions)
+    server = MCPServer("branchwise", version=version, instructions=instructions, log_level="WARNING")
     annotations = ToolAnnotations(title="Run a branchwise task", read_only_hint=False, destructive_hint=False,
                                   idempotent_hint=False, open_world_hint=False)  # fmt: skip
 
@@ -51,8 +52,10 @@ def make_server(version: str, instructions: str) -> MCPServer:
     ) -> CallToolResult:
         """Run a task with branchwise, headless, and return the final JSON object of `branchwise run -o json`."""
         options = {k: v for k, v in locals().items() if k != "ctx"}  # the parameters above, by name
-        argv = run_argv(options)
-        return await _run(argv, ctx)
+        if cd is not None and not Path(cd).is_dir():
+            return _result({"status": "error", "exit_code": 2, "error": f"cd {cd}: not a directory"})
+        # Relative paths (task_file, scripted:PATH) mean what they would mean in a shell in that directory.
+        return await _run(run_argv(options), ctx, cwd=cd)
 
     return server
 
@@ -79,10 +82,12 @@ def run_argv(options: dict[str, Any]) -> list[str]:
     return argv
 
 
-async def _run(argv: list[str], ctx: Context) -> CallToolResult:
+async def _run(argv: list[str], ctx: Context, *, cwd: str | None) -> CallToolResult:
     started = time.monotonic()
     # stdin is the MCP channel of this server: the run must not read it.
-    process = await anyio.open_process(argv, stdin=subprocess.DEVNULL, env=dict(os.environ), start_new_session=True)
+    process = await anyio.open_process(
+        argv, stdin=subprocess.DEVNULL, cwd=cwd, env=dict(os.environ), start_new_session=True
+    )
     out, err = bytearray(), bytearray()
 
     async def drain(stream: Any, into: bytearray, keep: int | None) -> None:
@@ -107,9 +112,13 @@ async def _run(argv: list[str], ctx: Context) -> CallToolResult:
             with anyio.CancelScope(shield=True):
                 await _stop(process)
     code = process.returncode if process.returncode is not None else 130
-    final = _final_object(out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), code)
+    return _result(_final_object(out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), code))
+
+
+def _result(final: dict[str, Any]) -> CallToolResult:
+    """The final object as structured content and as text (for clients that read only text)."""
     text = json.dumps(final, ensure_ascii=False)
-    return CallToolResult(content=[TextContent(text=text)], structured_content=final, is_error=code != 0)
+    return CallToolResult(content=[TextContent(text=text)], structured_content=final, is_error=final["exit_code"] != 0)
 
 
 def _final_object(stdout: str, stderr: str, code: int) -> dict[str, Any]:

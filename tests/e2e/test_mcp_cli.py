@@ -69,8 +69,9 @@ async def _serve_session(env: dict[str, str], cwd: Path, calls: list[dict[str, A
 def test_serve_runs_the_demo_task_for_an_mcp_client(clean_env, tmp_path):
     repo = make_repo(tmp_path / "calc", source=EXAMPLE)
     env = {k: v for k, v in clean_env.items() if k != "BRANCHWISE_PLANNER_ENABLED"}  # the demo plans first
-    calls = [{"task_file": "task.toml", "cd": str(repo)}, {"cd": str(repo), "model": "scripted:missing.yaml"}]
-    listed, (demo, bad) = anyio.run(_serve_session, env, repo, calls)
+    calls = [{"task_file": "task.toml", "cd": str(repo)}, {"cd": str(repo), "model": "scripted:missing.yaml"},
+             {"task": "x", "cd": str(tmp_path / "nowhere")}]  # fmt: skip
+    listed, (demo, bad, nowhere) = anyio.run(_serve_session, env, tmp_path, calls)
     tool = next(t for t in listed.tools if t.name == "run_task")
     assert {"task", "task_file", "cd", "model", "checks", "max_steps", "search", "sandbox"} <= set(
         tool.input_schema["properties"]
@@ -84,3 +85,5 @@ def test_serve_runs_the_demo_task_for_an_mcp_client(clean_env, tmp_path):
     assert "return (ordered[middle - 1] + ordered[middle]) / 2" in (repo / "calc" / "stats.py").read_text()
     assert bad.is_error and bad.structured_content["exit_code"] == 2  # no task given: run's usage error
     assert "no task given" in (bad.structured_content["error"] or "")
+    assert nowhere.is_error and nowhere.structured_content == {
+        "status": "error", "exit_code": 2, "error": f"cd {tmp_path / 'nowhere'}: not a directory"}  # fmt: skip
