@@ -25,6 +25,19 @@ def ws(tmp_path: Path) -> Path:
     return path
 
 
+def test_resources_and_prompts_are_listed_and_resources_can_be_read(ws):
+    with mcp_session(ws, {"f": faulty_server(ws, startup_timeout_s=START)}) as s:
+        row = s.manager.status(start=False)[0]
+        assert (row.state, row.resources, row.prompts) == ("ready", 1, 1)
+        reader = s.box.get("mcp__f__read_resource")
+        assert reader.effect == "read" and "notes://today (today)" in reader.description
+        assert s.call("mcp__f__read_resource", uri="notes://today").output == "[resource notes://today]\nbuy milk"
+        missing = s.call("mcp__f__read_resource", uri="notes://never")
+        assert missing.is_error and "returned an error" in missing.output
+        prompt = s.manager.connections["f"].get_prompt("review", {"topic": "the diff"}, 30)
+        assert prompt.messages[0].content.text == "Review the diff carefully."
+
+
 def test_a_crash_is_reported_the_server_restarted_once_then_given_up(ws):
     with mcp_session(ws, {"f": faulty_server(ws, tool_timeout_s=30, startup_timeout_s=START)}) as s:
         first = s.call("mcp__f__crash")

@@ -106,6 +106,17 @@ def header(name: str, ctx: Context) -> str:
     return str(request.headers.get(name, "(none)")) if request is not None else "(not HTTP)"
 
 
+@server.resource("notes://today", name="today", description="Today's notes.")
+def today() -> str:
+    return "buy milk"
+
+
+@server.prompt()
+def review(topic: str) -> str:
+    """Ask for a review."""
+    return f"Review {topic} carefully."
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--http"]:
         server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
