@@ -99,6 +99,8 @@ def test_floods_are_capped(ws):
         assert len(s.manager.connections["f"].info.stderr_tail) <= 8192
         line = s.call("mcp__f__flood_line", megabytes=70)
         assert line.output == "answered after a flood"  # the 70 MB line was dropped, the answer after it kept
+        huge = s.call("mcp__f__flood_result", megabytes=40)  # an answer over 64 MB fails its call at once
+        assert huge.is_error and huge.data["mcp_fault"] == "malformed" and "over 64 MB" in huge.output
         assert s.warnings == ["mcp server f: the server sent a message over 64 MB; it was dropped"]
         assert s.call("mcp__f__echo", text="after floods").output == "after floods"
 

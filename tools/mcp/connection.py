@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from branchwise.tools.mcp.launch import Launch
 from branchwise.tools.mcp.loop import LoopThread
 from branchwise.tools.mcp.settings import McpServerSettings
-from branchwise.tools.mcp.transport import MAX_MESSAGE_BYTES, OversizedMessage, ServerProcessInfo, stdio_transport
+from branchwise.tools.mcp.transport import OVERSIZED, OversizedMessage, ServerProcessInfo, stdio_transport
 
 State = Literal["stopped", "starting", "ready", "failed", "dead", "closed"]
 FaultKind = Literal["timeout", "crash", "malformed", "error"]
@@ -78,7 +78,6 @@ class ServerConnection:
         self.restarts_left = 1
         self.info = ServerProcessInfo()
         self._session: ClientSession | None = None
-        self._dropped = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
         self._warned: set[str] = set()
@@ -219,9 +218,7 @@ class ServerConnection:
         return stdio_transport(self.launch.argv, env=self.launch.env, cwd=self.launch.cwd, info=self.info)
 
     async def _on_message(self, message: Any) -> None:
-        if isinstance(message, OversizedMessage):
-            # Most likely the answer to the call in flight: fail it now rather than at its timeout.
-            self._dropped.set()
+        if isinstance(message, OversizedMessage):  # one that did not name its request: the call will time out
             self._warn_once("oversized", f"mcp server {self.name}: {message}")
 
     async def _send(self, send: Callable[[ClientSession], Any], timeout: float) -> Any:
@@ -233,10 +230,12 @@ class ServerConnection:
         session = self._session
         assert session is not None
         try:
-            return await self._answer(send(session), timeout + 1.0)
-        except OversizedMessage as exc:
-            raise CallFault("malformed", f"mcp server {self.name}: {exc}") from None
+            with anyio.fail_after(timeout + 1.0):
+                return await send(session)
         except MCPError as exc:
+            if exc.code == OVERSIZED:
+                self._warn_once("oversized", f"mcp server {self.name}: {exc.message}")
+                raise CallFault("malformed", f"mcp server {self.name}: {exc.message}") from None
             if exc.code == mcp_types.CONNECTION_CLOSED:
                 raise CallFault("crash", await self._died("crashed during the call")) from None
             if exc.code == mcp_types.REQUEST_TIMEOUT:
@@ -247,21 +246,6 @@ class ServerConnection:
         except (ValidationError, RuntimeError, ValueError) as exc:
             self._warn_once("malformed", f"mcp server {self.name} returned a malformed result")
             raise CallFault("malformed", f"mcp server {self.name} returned a malformed result: {_short(exc)}") from None
-
-    async def _answer(self, request: Any, timeout: float) -> Any:
-        """The request's answer; TimeoutError after `timeout`, OversizedMessage if the server's answer was dropped."""
-        self._dropped.clear()
-        call, dropped = asyncio.ensure_future(request), asyncio.ensure_future(self._dropped.wait())
-        try:
-            await asyncio.wait({call, dropped}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            if call.done():
-                return call.result()
-            if dropped.done():
-                raise OversizedMessage(f"its answer was over {MAX_MESSAGE_BYTES // 2**20} MB and was dropped")
-            raise TimeoutError
-        finally:
-            for task in (call, dropped):
-                task.cancel()
 
     async def _timed_out(self, timeout: float) -> str:
         message = f"mcp server {self.name} did not answer within {timeout:g} s; the call was cancelled."

@@ -8,7 +8,9 @@ knows the server's exit code, so that a crash can be told apart from a hang.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import signal
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +23,9 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from mcp.shared.message import SessionMessage
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+OVERSIZED = -32098
+"""The error code of the answer that stands in for one that was too long (in JSON-RPC's server-error range)."""
+_ID = re.compile(rb'"id"\s*:\s*(-?\d+|"[^"\\]{0,100}")')
 STDERR_TAIL_BYTES = 8 * 1024
 _EXIT_GRACE_S = 2.0
 _KILL_WAIT_S = 2.0
@@ -68,7 +73,7 @@ async def stdio_transport(
     async def read_stdout() -> None:
         assert process.stdout is not None
         buffer = bytearray()
-        dropping = False
+        dropping, head = False, b""
         async with read_send:
             with contextlib.suppress(anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
                 while True:
@@ -78,9 +83,9 @@ async def stdio_transport(
                         if not dropping:
                             buffer += line
                         if len(buffer) > max_message_bytes and not dropping:
-                            dropping, buffer = True, bytearray()
+                            dropping, head, buffer = True, bytes(buffer[:256]), bytearray()
                         if newline:
-                            item = _oversized(max_message_bytes) if dropping else _parse(bytes(buffer), info)
+                            item = _oversized(head, max_message_bytes) if dropping else _parse(bytes(buffer), info)
                             dropping, buffer = False, bytearray()
                             if item is not None:
                                 await read_send.send(item)
@@ -125,8 +130,16 @@ def _parse(line: bytes, info: ServerProcessInfo) -> SessionMessage | Exception |
         return exc
 
 
-def _oversized(limit: int) -> Exception:
-    return OversizedMessage(f"the server sent a message over {limit // (1024 * 1024)} MB; it was dropped")
+def _oversized(head: bytes, limit: int) -> SessionMessage | Exception:
+    """What stands in for a dropped message: an error answer to its request, when its start names the request
+    (so that the call fails now, not at its timeout), else an error for the session's message handler."""
+    text = f"the server sent a message over {limit // (1024 * 1024)} MB; it was dropped"
+    found = _ID.search(head)
+    if found is None or b'"method"' in head:
+        return OversizedMessage(text)
+    request_id: int | str = json.loads(found.group(1))
+    error = mcp_types.ErrorData(code=OVERSIZED, message=text)
+    return SessionMessage(mcp_types.JSONRPCError(jsonrpc="2.0", id=request_id, error=error))
 
 
 async def _stop(process: anyio.abc.Process) -> None:
