@@ -178,7 +178,8 @@ class ServerConnection:
         try:
             listing = await asyncio.wait_for(asyncio.shield(ready), self.settings.startup_timeout_s)
         except (TimeoutError, McpServerError) as exc:
-            await self._shutdown()
+            ready.cancel()  # nobody will read what the lifetime task still puts there
+            await self._shutdown(wait=0.0)  # mid-handshake it would not see the stop event: cancel it
             limit = f"did not start within {self.settings.startup_timeout_s:g} s (startup_timeout_s)"
             why = str(exc) if isinstance(exc, McpServerError) else limit
             raise self._failed(why) from None
@@ -291,16 +292,17 @@ class ServerConnection:
         with self._lock:
             self._pending.append(message)
 
-    async def _shutdown(self) -> None:
+    async def _shutdown(self, wait: float = _STOP_S) -> None:
+        """End the lifetime task: it leaves the session and the transport, which stops the process (bounded)."""
         task, stop = self._task, self._stop
         self._task = None
         if stop is not None:
             stop.set()
         if task is not None:
-            try:
-                await asyncio.wait_for(task, _STOP_S)
-            except (TimeoutError, asyncio.CancelledError):
+            await asyncio.wait({task}, timeout=wait)
+            if not task.done():
                 task.cancel()
+                await asyncio.wait({task}, timeout=_STOP_S)
 
 
 _CLIENT = mcp_types.Implementation(name="branchwise", version="0.1")
