@@ -4,11 +4,18 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Debian packages the agent and its tests need: command -> package.
-DEB_NEEDS := git:git rg:ripgrep bwrap:bubblewrap
+DEB_NEEDS := git:git rg:ripgrep bwrap:bubblewrap node:nodejs npm:npm
+# MCP servers from npm and PyPI that the tests run inside the sandbox. They must be readable there: not under
+# /root, /home or /tmp (the sandbox hides those), and the Python one needs a Python that is not either (pyenv's is).
+# As root they go to /opt, so that a clone anywhere (even under /root or /tmp) can run them.
+MCP_SERVERS ?= $(if $(filter 0,$(shell id -u)),/opt/branchwise-test-mcp-servers,$(VENV)/mcp-servers)
+MCP_STAMP := $(MCP_SERVERS)/.installed
+MCP_PYTHON ?= /usr/bin/python3
+export BRANCHWISE_TEST_MCP_SERVERS := $(abspath $(MCP_SERVERS))
 
 .PHONY: setup debs demo test test-fast lint format bench clean
 
-setup: debs $(STAMP)
+setup: debs $(STAMP) $(MCP_STAMP)
 
 debs:
 	@missing=""; \
@@ -28,6 +35,14 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
+
+$(MCP_STAMP): tests/mcp_servers/package.json tests/mcp_servers/package-lock.json tests/mcp_servers/requirements.txt
+	@mkdir -p $(MCP_SERVERS)
+	cp tests/mcp_servers/package.json tests/mcp_servers/package-lock.json $(MCP_SERVERS)/
+	cd $(MCP_SERVERS) && npm ci --no-audit --no-fund --loglevel=error
+	@test -x $(MCP_SERVERS)/py/bin/python || $(MCP_PYTHON) -m venv $(MCP_SERVERS)/py
+	$(MCP_SERVERS)/py/bin/python -m pip install -q -r tests/mcp_servers/requirements.txt
+	@touch $@
 
 demo: setup
 	@$(PY) examples/run_demo.py

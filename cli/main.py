@@ -244,6 +244,50 @@ def sandbox_run(
     _exit(sandbox_run_command(command, flags=flags, timeout=timeout, full_access=dangerously_full_access, cd=cd))
 
 
+mcp_app = typer.Typer(
+    help="MCP servers: list the configured ones, show a server's tools, or serve branchwise itself over MCP.",
+    no_args_is_help=True,
+)
+app.add_typer(mcp_app, name="mcp")
+
+
+@mcp_app.command("list")
+def mcp_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    start: Annotated[
+        bool, typer.Option("--start/--no-start", help="Start each server to show its state (default) or not.")
+    ] = True,
+    cd: CdOption = None,
+) -> None:
+    """List the configured MCP servers and their state, started as a run starts them (stdio servers inside the
+    sandbox). Exits 4 when an enabled server cannot be started."""
+    from branchwise.cli.commands.mcp import list_command
+
+    _exit(list_command(as_json=as_json, start=start, cd=cd))
+
+
+@mcp_app.command("tools")
+def mcp_tools(
+    name: Annotated[str, typer.Argument(help="The server, as named in [mcp.servers.NAME].")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, with each tool's input schema.")] = False,
+    cd: CdOption = None,
+) -> None:
+    """Start one MCP server and show its tools as the agent gets them (mcp__NAME__TOOL and their effect), its
+    resources and its prompts."""
+    from branchwise.cli.commands.mcp import tools_command
+
+    _exit(tools_command(name, as_json=as_json, cd=cd))
+
+
+@mcp_app.command("serve")
+def mcp_serve() -> None:
+    """Serve branchwise itself as an MCP server over stdio, with one tool: run_task (the options of `run`; it
+    returns run's final JSON). Add it to an MCP client as the command `branchwise mcp serve`."""
+    from branchwise.cli.commands.mcp import serve_command
+
+    _exit(serve_command())
+
+
 @app.command("doctor")
 def doctor(cd: CdOption = None) -> None:
     """Check bubblewrap, user namespaces, seccomp, cgroups, chromium, git, ripgrep and the model settings.

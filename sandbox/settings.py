@@ -165,7 +165,7 @@ class PolicySettings(_Strict):
             "browser.navigate",
             "browser.fill",
             "browser.submit",
-            "mcp:*",
+            "mcp__*",
         ]
     )
     """Tools (globs) whose calls can carry data off the machine; taint raises their calls to ask."""

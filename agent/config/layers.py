@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from branchwise.agent.config.schema import Config
 from branchwise.agent.errors import ConfigError
 from branchwise.sandbox.settings import repository_widening
+from branchwise.tools.mcp.settings import repository_mcp_problems
 
 # Keys only a task file may set; they are not part of Config.
 TASK_KEYS = ("prompt", "plan")
@@ -61,7 +62,9 @@ def read_toml_layer(path: Path, label: str, *, from_repository: bool = False) ->
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
-    if from_repository and (problems := repository_widening(data) + _key_redirection(data)):
+    if from_repository and (
+        problems := repository_widening(data) + _key_redirection(data) + repository_mcp_problems(data)
+    ):
         raise ConfigError(
             f"{label} ({path}): {problems[0]}; a repository may only narrow the sandbox and the policy and "
             "may not choose where your API key goes, "

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from branchwise.sandbox.settings import PolicySettings, SandboxSettings
+from branchwise.tools.mcp.settings import McpSettings
 
 
 class _Section(BaseModel):
@@ -230,3 +231,4 @@ class Config(_Section):
     policy: PolicySettings = PolicySettings()
     map: MapSettings = MapSettings()
     git: GitSettings = GitSettings()
+    mcp: McpSettings = McpSettings()

@@ -10,7 +10,6 @@ are still understood.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import math
@@ -33,7 +32,6 @@ from branchwise.agent.record.events import ToolCallRecord, Usage
 MAX_BACKOFF_S = 60.0
 MAX_PLAUSIBLE_TOKENS = 50_000_000  # more than any context window: a figure above is a server bug
 SETUP_ALLOWANCE_S = 20.0  # litellm's own set-up before a request (imports, the HTTP client), not the reply's time
-_MCP_MISSING = importlib.util.find_spec("mcp") is None
 _attempt = threading.local()  # the attempt running in this thread: its `sent` event
 
 
@@ -182,9 +180,6 @@ class LiteLLMModel:
         }
         if self.native_tools and tools:
             kwargs["tools"] = tools
-            if _MCP_MISSING:
-                # litellm 1.106 imports its MCP handler for any call with tools unless told not to.
-                kwargs["_skip_mcp_handler"] = True
         if n > 1:
             kwargs["n"] = n
         if s.api_base:

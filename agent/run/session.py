@@ -135,6 +135,7 @@ class Session:
         try:
             self.start_snapshot = self.snapshots.snapshot("start")
             self.emit_start(task, self.repository.start())
+            self.add_mcp_tools()
             # Only the user's own words are trusted: AGENTS.md comes with the repository, like any of its files.
             self.gate.trust(task)
             notes = "\n".join(filter(None, [self.repository.map_text(task), self.learning.recall(task)]))
@@ -223,6 +224,18 @@ class Session:
         )
         if not info.get("isolated"):
             self.bus.emit(Warning(message="running UNSANDBOXED: commands run directly on this machine"))
+
+    def add_mcp_tools(self) -> None:
+        """The configured MCP servers' tools (servers start now, in the session's sandbox by default)."""
+        if not self.config.mcp.servers:
+            return
+        from branchwise.tools.mcp.manager import McpManager
+
+        manager = McpManager(self.config.mcp, self.sandbox, self.workspace,
+                             warn=lambda message: self.bus.emit(Warning(message=message)))  # fmt: skip
+        for tool in manager.tools():
+            self.toolbox.add(tool)
+            self.gate.untrusted(tool.description, "tool_output")  # server-written text the model reads
 
     def judge(self) -> Model | None:
         """The model that judges and chooses when executable signals do not decide (None: nobody)."""

@@ -1,4 +1,4 @@
-"""--help and --version stay light: no litellm, playwright or tree-sitter on the start-up path."""
+"""--help and --version stay light: no litellm, playwright, tree-sitter or the MCP SDK on the start-up path."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-HEAVY = ("litellm", "playwright", "tree_sitter", "tree_sitter_language_pack", "openai")
+HEAVY = ("litellm", "playwright", "tree_sitter", "tree_sitter_language_pack", "openai", "mcp", "mcp_types")
 
 PROBE = """
 import json, sys
@@ -22,7 +22,10 @@ print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
 """
 
 
-@pytest.mark.parametrize("args", [["--help"], ["--version"], ["run", "--help"], ["config", "--help"]])
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["--version"], ["run", "--help"], ["config", "--help"], ["mcp", "--help"], ["mcp", "list", "--help"]],
+)
 def test_startup_imports_nothing_heavy(args):
     out = subprocess.run(
         [sys.executable, "-c", PROBE, json.dumps(args)], capture_output=True, text=True, check=True
