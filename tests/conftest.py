@@ -72,6 +72,9 @@ def clean_env(tmp_path: Path) -> dict[str, str]:
     env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
     # Most tests drive the executor with short scripts; planner tests and the demo turn planning back on.
     env["BRANCHWISE_PLANNER_ENABLED"] = "false"
+    # Learning from a verified run asks the model to reflect unless told otherwise; tests that count model calls
+    # must not see those (memory tests choose their reflector themselves).
+    env["BRANCHWISE_MEMORY_REFLECTOR"] = "trace"
     return env
 
 
