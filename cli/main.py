@@ -198,13 +198,16 @@ def runs(
 @app.command("replay")
 def replay(
     run_id: Annotated[str, typer.Argument(help="The run to replay (see `branchwise runs`).")],
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the scratch copy instead of removing it.")] = False,
+    dangerously_full_access: FullAccessOption = False,
     cd: CdOption = None,
 ) -> None:
     """Re-execute a run with its recorded model replies, in a scratch copy, and report whether each step's
-    observation still matches. Exits 0 when every step matches, 1 otherwise."""
+    observation still matches. Exits 0 when every step matches, 1 otherwise. The sandbox and the policy are
+    your configuration's (the recording's are ignored); the scratch copy is removed unless --keep."""
     from branchwise.cli.commands.runs import replay_command
 
-    _exit(replay_command(run_id, cd=cd))
+    _exit(replay_command(run_id, cd=cd, keep=keep, full_access=dangerously_full_access))
 
 
 @app.command("tree")

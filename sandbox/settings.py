@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -32,7 +32,9 @@ DEFAULT_PROTECTED = [
 
 # Credentials in a home directory (hidden anyway unless the workspace is inside that home), and host
 # files that stay readable to a root-mapped sandbox unless masked: a sandbox started by root reads
-# every root-owned file (the uid inside maps back to 0), capabilities or not.
+# every root-owned file (the uid inside maps back to 0), capabilities or not. Started by root, the
+# sandbox also hides every other file only root may read under /etc, /var, /srv, /opt, /mnt, /media
+# and /boot (see isolation/hidden.py); this list names the ones to hide for every user.
 DEFAULT_DENY_READ = [
     "~/.ssh",
     "~/.aws",
@@ -47,8 +49,22 @@ DEFAULT_DENY_READ = [
     "/etc/shadow-",
     "/etc/gshadow",
     "/etc/gshadow-",
+    "/etc/security/opasswd",
+    "/etc/sudoers",
+    "/etc/sudoers.d",
     "/etc/ssh/ssh_host_*_key",
     "/etc/ssl/private",
+    "/etc/krb5.keytab",
+    "/etc/ipsec.secrets",
+    "/etc/ppp/*-secrets",
+    "/etc/wireguard",
+    "/etc/letsencrypt/archive",
+    "/etc/letsencrypt/keys",
+    "/etc/mysql/debian.cnf",
+    "/etc/apt/auth.conf",
+    "/etc/apt/auth.conf.d",
+    "/var/cache/debconf/passwords.dat",
+    "/var/backups",
     "/etc/NetworkManager/system-connections",
     "/etc/credstore",
     "/var/lib/private",
@@ -59,6 +75,9 @@ DEFAULT_DENY_READ = [
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+_M = TypeVar("_M", bound=_Strict)
 
 
 class LimitSettings(_Strict):
@@ -76,6 +95,9 @@ class LimitSettings(_Strict):
     """Open file descriptors per process (RLIMIT_NOFILE)."""
     tmp_size_mb: int = Field(default=1024, ge=1)
     """Size of the private /tmp tmpfs each command gets (it counts against memory_mb)."""
+    workspace_mb: int | None = Field(default=None, ge=1)
+    """Disk space the workspace and writable roots may gain in one session; past it every command of the
+    session is stopped (checked about five times a second; unset: no quota)."""
 
 
 class SandboxSettings(_Strict):
@@ -171,30 +193,68 @@ class PolicySettings(_Strict):
     """Tools (globs) whose calls can carry data off the machine; taint raises their calls to ask."""
 
 
-def repository_widening(data: dict[str, Any]) -> list[str]:
+# Lists a repository's config adds to and never replaces: every entry makes the sandbox or the policy stricter.
+MERGED_LISTS = (
+    "sandbox.deny_read",
+    "sandbox.protected",
+    "sandbox.denied_domains",
+    "policy.rules",
+    "policy.taint_sinks",
+)
+_RANKS = {"mode": ("read-only", "workspace-write", "full-access"), "network": ("off", "proxy", "on")}
+
+
+def repository_widening(data: dict[str, Any], below: dict[str, Any] | None = None) -> list[str]:
     """Why a config layer that comes with a repository (its `.branchwise/config.toml`, a task file) may not
     say what it says: such a layer may narrow the sandbox and the policy, never widen them, or opening a
-    cloned repository would hand its author the machine. One message per offending key."""
+    cloned repository would hand its author the machine. It is judged against `below`, the merged settings
+    of every layer under it (the defaults and the user's own config); its MERGED_LISTS only add entries.
+    One message per offending key."""
     sandbox, policy = data.get("sandbox") or {}, data.get("policy") or {}
+    if not isinstance(sandbox, dict) or not isinstance(policy, dict):
+        return []  # not a table: validation reports it
+    base_sandbox = _validated(SandboxSettings, (below or {}).get("sandbox"))
+    base_policy = _validated(PolicySettings, (below or {}).get("policy"))
     problems = []
     if "bwrap" in sandbox:
         problems.append("sandbox.bwrap names a program branchwise runs on this machine")
-    if sandbox.get("network", "off") != "off":
-        problems.append(f"sandbox.network = {sandbox['network']!r} opens the network")
+    for key, ranks in _RANKS.items():
+        value, base = sandbox.get(key), getattr(base_sandbox, key)
+        if value in ranks and ranks.index(value) > ranks.index(base):
+            problems.append(f"sandbox.{key} = {value!r} is wider than {base!r}")
+    if sandbox.get("loopback") is True and not base_sandbox.loopback:
+        problems.append("sandbox.loopback = true opens a loopback network that is off")
     for key in ("allowed_domains", "writable_roots"):
-        if sandbox.get(key):
-            problems.append(f"sandbox.{key} widens what commands can reach")
-    for key, defaults in (("protected", DEFAULT_PROTECTED), ("deny_read", DEFAULT_DENY_READ)):
-        dropped = [p for p in defaults if key in sandbox and p not in sandbox[key]]
-        if dropped:
-            problems.append(f"sandbox.{key} drops {', '.join(dropped[:3])}{' ...' if len(dropped) > 3 else ''}")
-    if policy.get("taint") is False:
+        known = {str(v) for v in getattr(base_sandbox, key)}
+        added = [str(v) for v in sandbox.get(key) or [] if str(v) not in known]
+        if added:
+            problems.append(f"sandbox.{key} adds {', '.join(added[:3])}: it widens what commands can reach")
+    problems += _limits_widening(sandbox.get("limits"), base_sandbox.limits)
+    approval = policy.get("approval")
+    if approval is not None and approval != base_policy.approval and base_policy.approval != "on-request":
+        problems.append(f"policy.approval = {approval!r} is wider than {base_policy.approval!r}")
+    if policy.get("taint") is False and base_policy.taint:
         problems.append("policy.taint = false switches taint tracking off")
-    if "taint_sinks" in policy:
-        dropped = [t for t in PolicySettings().taint_sinks if t not in policy["taint_sinks"]]
-        if dropped:
-            problems.append(f"policy.taint_sinks drops {', '.join(dropped)}")
     for i, rule in enumerate(policy.get("rules") or []):
         if isinstance(rule, dict) and rule.get("decision") == "allow":
             problems.append(f"policy.rules[{i}] ({rule.get('name') or 'unnamed'}) is an allow rule")
     return problems
+
+
+def _limits_widening(limits: Any, base: LimitSettings) -> list[str]:
+    """Each limit a repository sets must be at most the one below it (None = unlimited)."""
+    if not isinstance(limits, dict):
+        return []
+    problems = []
+    for key, value in limits.items():
+        below = getattr(base, key, None)
+        if isinstance(value, int | float) and below is not None and value > below:
+            problems.append(f"sandbox.limits.{key} = {value} is above {below}")
+    return problems
+
+
+def _validated(model: type[_M], data: Any) -> _M:
+    try:
+        return model.model_validate(data or {})
+    except ValueError:  # the user's own layer is invalid: validation reports it; judge against the defaults
+        return model()

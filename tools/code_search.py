@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 from pydantic import BaseModel, Field
 
-from branchwise.sandbox.base import OutputLimits
+from branchwise.sandbox.base import OutputLimits, SandboxError
 from branchwise.sandbox.globs import glob_regex
 from branchwise.tools.base import Observation, Tool, ToolContext, ToolError
 from branchwise.tools.files import SKIP_DIRS
@@ -80,7 +80,7 @@ class Grep(Tool):
                 continue
             try:
                 data = ctx.fs.read_bytes(rel)
-            except OSError:
+            except (OSError, SandboxError):  # gone, masked, a FIFO or too large: not searched
                 continue
             if b"\0" in data[:8192]:
                 continue

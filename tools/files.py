@@ -7,6 +7,7 @@ import stat
 
 from pydantic import BaseModel, Field
 
+from branchwise.sandbox.workspace.safefs import UnreadableFile
 from branchwise.tools.base import Observation, Tool, ToolContext, ToolError
 
 MAX_VIEW_LINES = 2000
@@ -30,6 +31,8 @@ def read_text(ctx: ToolContext, path: str) -> str:
         raise ToolError(f"{path}: no such file; use `view` on a directory or `glob` to find it") from None
     except IsADirectoryError:
         raise ToolError(f"{path}: is a directory") from None
+    except UnreadableFile as exc:  # masked, a FIFO or device, or too large to read on the host
+        raise ToolError(str(exc)) from None
     if b"\0" in data[:8192]:
         raise ToolError(f"{path}: binary file ({len(data)} bytes); use the shell to inspect it")
     return data.decode("utf-8", errors="replace")
@@ -44,6 +47,8 @@ def write_text(ctx: ToolContext, path: str, text: str) -> bool:
         previous = None
     except IsADirectoryError:
         raise ToolError(f"{path}: is a directory") from None
+    except UnreadableFile as exc:  # a FIFO or device is not overwritten, a huge file not kept for undo
+        raise ToolError(str(exc)) from None
     created = ctx.fs.write_bytes(path, text.encode("utf-8"))
     ctx.edit_history.setdefault(key, []).append(previous)
     return created

@@ -2,12 +2,19 @@
 
 Layers, lowest first: built-in defaults < user file < project file < task file < BRANCHWISE_* environment
 variables < command-line flags. Every leaf value remembers the layer it came from (`config show`).
+
+The project file and the task file come with the repository: each is judged against the defaults and the
+user's file merged (it may narrow the sandbox and the policy, never widen them, see `repository_widening`),
+its security lists (MERGED_LISTS) add to the ones below instead of replacing them, and the files it names
+(a scripted model, instruction files) must lie inside the repository.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,11 +25,12 @@ from pydantic import BaseModel, ValidationError
 
 from branchwise.agent.config.schema import Config
 from branchwise.agent.errors import ConfigError
-from branchwise.sandbox.settings import repository_widening
+from branchwise.sandbox.settings import MERGED_LISTS, repository_widening
 from branchwise.tools.mcp.settings import repository_mcp_problems
 
 # Keys only a task file may set; they are not part of Config.
 TASK_KEYS = ("prompt", "plan")
+MAX_CONFIG_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -32,6 +40,8 @@ class Layer:
     label: str
     data: dict[str, Any]
     base_dir: Path | None = None
+    from_repository: bool = False
+    """It came with the repository: its MERGED_LISTS add to the layers below instead of replacing them."""
 
 
 @dataclass
@@ -54,23 +64,75 @@ def project_config_path(workspace: Path) -> Path:
 
 
 def read_toml_layer(path: Path, label: str, *, from_repository: bool = False) -> Layer:
-    """Parse one TOML file; errors name the file. A file that comes with a repository may not widen the
-    sandbox or the policy (see `repository_widening`)."""
+    """Parse one TOML file; errors name the file. A file that comes with a repository is checked by
+    `check_repository_layer` once the layers below it are known."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(_read_config_text(path))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
-    if from_repository and (
-        problems := repository_widening(data) + _key_redirection(data) + repository_mcp_problems(data)
-    ):
+    return Layer(f"{label} ({path})", data, base_dir=path.parent, from_repository=from_repository)
+
+
+def _read_config_text(path: Path) -> str:
+    """A config file's text: a regular file only (a FIFO or a device in a repository must not hang or flood
+    the host), and at most MAX_CONFIG_BYTES."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        data = f.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise OSError(errno.EFBIG, f"larger than {MAX_CONFIG_BYTES} bytes")
+    return data.decode("utf-8")
+
+
+def check_repository_layer(layer: Layer, below: list[Layer], root: Path) -> None:
+    """Refuse a repository's layer that widens what the layers below it allow, decides where the API key goes,
+    or names files outside `root` (the repository)."""
+    merged, _ = merge_layers(below)
+    problems = repository_widening(layer.data, merged) + _key_redirection(layer.data)
+    problems += repository_mcp_problems(layer.data)
+    problems += _tools_widening(layer.data, merged) + _files_outside(layer, root)
+    if problems:
         raise ConfigError(
-            f"{label} ({path}): {problems[0]}; a repository may only narrow the sandbox and the policy and "
-            "may not choose where your API key goes, "
+            f"{layer.label}: {problems[0]}; a repository may only narrow the sandbox and the policy, may not "
+            "choose where your API key goes and may only name its own files, "
             "so set this in your user config, a BRANCHWISE_* variable or on the command line"
         )
-    return Layer(f"{label} ({path})", data, base_dir=path.parent)
+
+
+def _tools_widening(data: dict[str, Any], below: dict[str, Any]) -> list[str]:
+    """Output kept from a command is read into the agent's memory: a repository may only lower the limit."""
+    value = (data.get("tools") or {}).get("output_limit_bytes") if isinstance(data.get("tools"), dict) else None
+    base = (below.get("tools") or {}).get("output_limit_bytes", Config().tools.output_limit_bytes)
+    if isinstance(value, int) and isinstance(base, int) and value > base:
+        return [f"tools.output_limit_bytes = {value} is above {base}"]
+    return []
+
+
+def _files_outside(layer: Layer, root: Path) -> list[str]:
+    """Files a repository's layer names (instruction files, a scripted model) must be its own."""
+    problems = []
+    for name in layer.data.get("instructions") or []:
+        if not isinstance(name, str) or not _inside(root / name, root, follow=False):
+            problems.append(f"instructions names {name!r}, which is not a file of the repository")
+    model = layer.data.get("model")
+    if isinstance(model, str) and model.startswith("scripted:") and layer.base_dir is not None:
+        path = layer.base_dir / Path(model.removeprefix("scripted:")).expanduser()
+        if not _inside(path, root, follow=True):
+            problems.append(f"model = {model!r} names a file outside the repository")
+    return problems
+
+
+def _inside(path: Path, root: Path, *, follow: bool) -> bool:
+    real_root = Path(os.path.realpath(root))
+    target = (
+        Path(os.path.realpath(path)) if follow else Path(os.path.normpath(path if path.is_absolute() else root / path))
+    )
+    base = real_root if follow else Path(os.path.normpath(root))
+    return target != base and base in target.parents
 
 
 def _key_redirection(data: dict[str, Any]) -> list[str]:
@@ -131,12 +193,16 @@ def load_config(
     """Merge every layer that exists, then validate once."""
     env = os.environ if env is None else env
     layers = [Layer("default", Config().model_dump())]
-    for label, path, from_repository in (
-        ("user config", user_config_path(env), False),
-        ("project config", project_config_path(workspace), True),
-    ):
-        if path.is_file():
-            layers.append(read_toml_layer(path, label, from_repository=from_repository))
+    if user_config_path(env).is_file():
+        layers.append(read_toml_layer(user_config_path(env), "user config"))
+    users = list(layers)  # what a repository's layers are judged against
+    project = project_config_path(workspace)
+    if os.path.lexists(project):
+        if not _inside(project, workspace, follow=True):
+            raise ConfigError(f"project config ({project}): it leads outside the repository; remove the link")
+        layer = read_toml_layer(project, "project config", from_repository=True)
+        check_repository_layer(layer, users, workspace)
+        layers.append(layer)
     task: dict[str, Any] = {}
     if task_file is not None:
         if not task_file.is_file():
@@ -145,6 +211,7 @@ def load_config(
         task = {k: layer.data.pop(k) for k in TASK_KEYS if k in layer.data}
         if "plan" in task:
             _check_plan(task["plan"], task_file)
+        check_repository_layer(layer, users, task_file.resolve().parent)
         layers.append(layer)
     layers.append(env_layer(env))
     layers.append(Layer("command line", _nest(dict(flags or {}))))
@@ -183,19 +250,25 @@ def _nest(flat: dict[str, Any]) -> dict[str, Any]:
 
 
 def merge_layers(layers: list[Layer]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Deep-merge dicts (later wins; lists are replaced) and record the layer of every leaf."""
+    """Deep-merge dicts (later wins; lists are replaced, except that a repository's layer adds to the
+    MERGED_LISTS below it) and record the layer of every leaf."""
     merged: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for layer in layers:
-        _merge_into(merged, _resolve_paths(layer), layer.label, sources, prefix="")
+        adds = MERGED_LISTS if layer.from_repository else ()
+        _merge_into(merged, _resolve_paths(layer), layer.label, sources, prefix="", adds=adds)
     return merged, sources
 
 
-def _merge_into(dst: dict[str, Any], src: dict[str, Any], label: str, sources: dict[str, str], prefix: str) -> None:
+def _merge_into(dst: dict[str, Any], src: dict[str, Any], label: str, sources: dict[str, str], prefix: str,
+                adds: tuple[str, ...]) -> None:  # fmt: skip
     for key, value in src.items():
         dotted = f"{prefix}{key}"
         if isinstance(value, dict) and isinstance(dst.get(key), dict) and value:
-            _merge_into(dst[key], value, label, sources, prefix=dotted + ".")
+            _merge_into(dst[key], value, label, sources, prefix=dotted + ".", adds=adds)
+        elif dotted in adds and isinstance(value, list) and isinstance(dst.get(key), list):
+            dst[key] = dst[key] + [item for item in value if item not in dst[key]]
+            sources[dotted] = f"{sources.get(dotted, 'default')} + {label}"
         else:
             dst[key] = value
             for leaf in _leaves(value, dotted):

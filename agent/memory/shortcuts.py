@@ -21,7 +21,7 @@ from branchwise.agent.memory.content import rule_problems
 from branchwise.agent.memory.records import Check, Shortcut
 from branchwise.agent.memory.trace import SHORTCUT_STEP_PREFIX
 from branchwise.agent.record.events import ToolCallRecord
-from branchwise.sandbox.policy.effects import classify_command
+from branchwise.sandbox.policy.effects import command_effect
 from branchwise.tools.base import Observation, ToolContext
 
 ATOMIC_TOOLS = frozenset({"shell", "view", "create", "str_replace", "insert", "grep", "glob"})
@@ -129,7 +129,7 @@ def capability_problems(sc: Shortcut, name: str, arguments: dict[str, Any]) -> l
     command = str(arguments.get("command", ""))
     signed = sc.side_effects == "external" and sc.provenance.approved_by is not None
     problems = []
-    kind = classify_command(command)
+    kind = command_effect(command).kind
     if kind in ("irreversible", "stateful") and not signed:
         problems.append(f"`{command[:60]}` has {kind} effects, which only a shortcut the user signed may have")
     if not signed:

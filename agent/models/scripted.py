@@ -24,6 +24,10 @@ from branchwise.agent.errors import ConfigError, ScriptExhausted
 from branchwise.agent.models.base import Message, ModelKind, Reply
 from branchwise.agent.models.tokens import count_estimated_first, tiktoken_count
 from branchwise.agent.record.events import ToolCallRecord, Usage
+from branchwise.sandbox.base import SandboxError
+from branchwise.sandbox.workspace.safefs import read_regular
+
+MAX_SCRIPT_BYTES = 64 * 1024 * 1024
 
 
 class _ScriptedCall(BaseModel):
@@ -49,9 +53,11 @@ def load_script(path: Path) -> list[Reply]:
     import yaml
 
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(read_regular(path, limit=MAX_SCRIPT_BYTES).decode("utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read scripted replies: {exc.strerror}") from None
+    except (SandboxError, UnicodeDecodeError) as exc:  # a FIFO, a device, a huge or binary file
+        raise ConfigError(f"cannot read scripted replies: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
     try:

@@ -1,4 +1,10 @@
-"""Replay: re-run a recorded run with its recorded model replies, in a scratch copy, and compare observations."""
+"""Replay: re-run a recorded run with its recorded model replies, in a scratch copy, and compare observations.
+
+A recording is untrusted input (a repository can ship one): the sandbox and the policy come from the user's
+configuration and flags, never from the recording; what the recording contributes (checks, limits, search
+and planner settings) may only narrow the user's tool limits. The scratch copy is made without following
+links or reading special files, keeps sparse files sparse, and is removed afterwards unless kept.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,9 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
 
 from branchwise.agent.config.layers import LoadedConfig
 from branchwise.agent.config.schema import Config
@@ -16,7 +25,8 @@ from branchwise.agent.models.base import Reply
 from branchwise.agent.models.scripted import ScriptedModel
 from branchwise.agent.record.events import EventBus, ModelReply, RunStarted, ToolResult
 from branchwise.agent.record.normalise import normalise
-from branchwise.agent.record.trajectory import read_events, runs_dir
+from branchwise.agent.record.scratch import copy_workspace
+from branchwise.agent.record.trajectory import is_real_runs_dir, read_events, runs_dir
 from branchwise.sandbox.base import SandboxError
 from branchwise.sandbox.workspace.shadowgit import default_git_dir
 from branchwise.sandbox.workspace.snapshots import ShadowGitWorkspace
@@ -33,6 +43,10 @@ class StepReport:
     detail: str = ""
 
 
+# What a recording's config may contribute; everything else (sandbox, policy, model, llm) is the user's.
+RECORDED_SECTIONS = ("checks", "limits", "search", "planner", "tools")
+
+
 @dataclass
 class ReplayReport:
     run_id: str
@@ -40,13 +54,15 @@ class ReplayReport:
     steps: list[StepReport] = field(default_factory=list)
     status: str = ""
     recorded_status: str = ""
+    kept: bool = False
 
     @property
     def all_match(self) -> bool:
         return bool(self.steps) and all(s.matches for s in self.steps) and self.status == self.recorded_status
 
     def summary(self) -> str:
-        lines = [f"replayed run {self.run_id} in {self.scratch}"]
+        where = f"in {self.scratch}" if self.kept else "in a scratch copy (removed; --keep keeps it)"
+        lines = [f"replayed run {self.run_id} {where}"]
         for s in self.steps:
             lines.append(f"  step {s.step:>3} {s.tool:<12} {'match' if s.matches else 'DIFFERS'}{s.detail}")
         same = sum(s.matches for s in self.steps)
@@ -58,9 +74,12 @@ class ReplayReport:
 
 def load_recording(workspace: Path, run_id: str) -> tuple[RunStarted, list[Reply], list[ToolResult], str]:
     path = runs_dir(workspace) / run_id / "events.jsonl"
-    if not path.is_file():
+    if "/" in run_id or run_id in ("", ".", "..") or not is_real_runs_dir(workspace) or not path.is_file():
         raise UsageError(f"no run {run_id!r} in {workspace} (see `branchwise runs`)")
-    events = read_events(path)
+    try:
+        events = read_events(path)
+    except (OSError, SandboxError, ValueError) as exc:  # ValueError: bad JSON, UTF-8 or event
+        raise UsageError(f"run {run_id}: cannot read its recording ({str(exc).splitlines()[0][:200]})") from None
     start = next((e for e in events if isinstance(e, RunStarted)), None)
     if start is None:
         raise UsageError(f"run {run_id} has no run_started event; nothing to replay")
@@ -77,37 +96,70 @@ def load_recording(workspace: Path, run_id: str) -> tuple[RunStarted, list[Reply
 def prepare_scratch(workspace: Path, start: RunStarted, notify: Callable[[str], None]) -> Path:
     """A copy of the workspace, put back into the state recorded when the run started."""
     scratch = Path(tempfile.mkdtemp(prefix="branchwise-replay-")) / workspace.name
-    shutil.copytree(workspace, scratch, symlinks=True, ignore=shutil.ignore_patterns("runs"))
+    skipped = copy_workspace(workspace, scratch, skip=[Path(".branchwise") / "runs"])
+    if skipped:
+        notify(f"warning: not copied into the replay: {', '.join(skipped[:5])} (not regular files, links or folders)")
     if start.start_snapshot:
+        shadow = None
         try:
             shadow = ShadowGitWorkspace(scratch, git_dir=default_git_dir(workspace), session="replay")
             shadow.restore(start.start_snapshot)
             return scratch
         except SandboxError as exc:
             notify(f"warning: cannot restore the recorded start state ({exc}); replaying on the current files")
+        finally:
+            if shadow is not None:
+                shadow.drop()
     else:
         notify("warning: the run recorded no start snapshot; replaying on the current files")
     return scratch
 
 
-def replay_run(workspace: Path, run_id: str, *, notify: Callable[[str], None] = print) -> ReplayReport:
-    """Re-execute the run in a scratch copy and compare each tool result with the recorded one."""
+def replay_config(user: Config, recorded: Any, notify: Callable[[str], None]) -> Config:
+    """The user's configuration, with the recording's checks, limits and search settings where they are valid
+    and do not raise the user's output limit; never the recording's sandbox, policy, model or llm settings."""
+    sections = {k: recorded[k] for k in RECORDED_SECTIONS if isinstance(recorded, dict) and k in recorded}
+    try:
+        merged = Config.model_validate({**user.model_dump(), **sections})
+    except ValidationError:
+        notify("warning: the recording's settings are not valid; replaying with yours")
+        return user
+    limit = min(merged.tools.output_limit_bytes, user.tools.output_limit_bytes)
+    return merged.model_copy(update={"tools": merged.tools.model_copy(update={"output_limit_bytes": limit})})
+
+
+def replay_run(
+    workspace: Path,
+    run_id: str,
+    *,
+    loaded: LoadedConfig,
+    full_access: bool = False,
+    keep: bool = False,
+    notify: Callable[[str], None] = print,
+) -> ReplayReport:
+    """Re-execute the run in a scratch copy and compare each tool result with the recorded one.
+
+    `loaded` is the user's configuration (with the repository's narrowing) and `full_access` the user's own
+    --dangerously-full-access: the recording decides neither. The scratch copy is removed unless `keep`."""
     from branchwise.agent.run.session import Session
     from branchwise.agent.run.wiring import make_sandbox_for
 
     start, replies, recorded, recorded_status = load_recording(workspace, run_id)
+    config = replay_config(loaded.config, start.config, notify)
     scratch = prepare_scratch(workspace, start, notify)
-    config = Config.model_validate(start.config)
-    loaded = LoadedConfig(config=config, sources={})
-    replayed: list[ToolResult] = []
-    bus = EventBus()
-    bus.subscribe(lambda e: replayed.append(e) if isinstance(e, ToolResult) else None)
-    model = ScriptedModel(replies, name=f"replay:{run_id}")
-    # A run made with --dangerously-full-access replays the same way; everything else is sandboxed.
-    sandbox = make_sandbox_for(config, scratch, full_access=start.sandbox.get("kind") == "host")
-    with Session(loaded=loaded, workspace=scratch, sandbox=sandbox, model=model, bus=bus) as session:
-        finished = session.run(start.task)
-    report = ReplayReport(run_id=run_id, scratch=scratch, status=finished.status, recorded_status=recorded_status)
+    try:
+        replayed: list[ToolResult] = []
+        bus = EventBus()
+        bus.subscribe(lambda e: replayed.append(e) if isinstance(e, ToolResult) else None)
+        model = ScriptedModel(replies, name=f"replay:{run_id}")
+        sandbox = make_sandbox_for(config, scratch, full_access=full_access)
+        session_config = LoadedConfig(config=config, sources=loaded.sources)
+        with Session(loaded=session_config, workspace=scratch, sandbox=sandbox, model=model, bus=bus) as session:
+            finished = session.run(start.task)
+    finally:
+        if not keep:
+            remove_scratch(scratch)
+    report = ReplayReport(run_id, scratch, status=finished.status, recorded_status=recorded_status, kept=keep)
     for index, old in enumerate(recorded):
         new = replayed[index] if index < len(replayed) else None
         report.steps.append(_compare(index, old, new, workspace, scratch))
@@ -116,6 +168,12 @@ def replay_run(workspace: Path, run_id: str, *, notify: Callable[[str], None] = 
             StepReport(index, replayed[index].step, replayed[index].name, False, "  (not in the recording)")
         )
     return report
+
+
+def remove_scratch(scratch: Path) -> None:
+    """Delete a replay's scratch copy and the snapshots its session kept of it."""
+    shutil.rmtree(default_git_dir(scratch), ignore_errors=True)
+    shutil.rmtree(scratch.parent, ignore_errors=True)
 
 
 def _compare(index: int, old: ToolResult, new: ToolResult | None, workspace: Path, scratch: Path) -> StepReport:

@@ -1,42 +1,88 @@
 """The gate between a tool call and its execution: the policy engine decides, an approver answers `ask`,
-and every decision becomes an event naming the rule that made it."""
+and every decision becomes an event naming the rule that made it.
+
+What the policy knows about a call comes from the tool's own declaration (`Tool.effect_of(args)`,
+`path_args`, `output_source`), so tools added to a session (browser, MCP) are judged by what they
+declare, and a tool nobody declared is treated as acting outside the machine.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from branchwise.agent.record.events import EventBus, PolicyDecision, ToolCallRecord, ToolResult
-from branchwise.sandbox.policy.engine import WRITE_TOOLS, CallInfo, Decision, Policy, TaintTracker
+from branchwise.sandbox.policy.effects import Kind, call_kind, most_severe
+from branchwise.sandbox.policy.engine import CallInfo, Decision, Policy, TaintTracker
 from branchwise.sandbox.policy.taint import Source
+from branchwise.tools import Tool, ToolBox, default_tools
 
 # Returns None to let the call run, or the reason it may not (that reason goes back to the model).
 Gate = Callable[[ToolCallRecord], str | None]
 # Answers a policy `ask`: True runs the call. Headless runs have none, so every ask is refused.
 Approver = Callable[[ToolCallRecord, Decision], bool]
 
-_PATH_ARGS = ("path",)
-# Tool outputs are untrusted content: text the model reads there must not steer calls that leave the box.
-_UNTRUSTED_SOURCE = {"view": "file", "grep": "file", "glob": "file"}
+
+@functools.cache
+def _core_tools() -> ToolBox:
+    """The core tool set's declarations, for callers without a session ToolBox (built once)."""
+    return ToolBox(default_tools())
 
 
-def call_info(call: ToolCallRecord, args: dict[str, Any]) -> CallInfo:
-    command = str(args["command"]) if call.name == "shell" and "command" in args else None
-    paths = [str(args[k]) for k in _PATH_ARGS if isinstance(args.get(k), str)]
-    return CallInfo(tool=call.name, args=args, command=command, paths=paths)
+def call_info(call: ToolCallRecord, args: dict[str, Any], tools: ToolBox | None = None) -> CallInfo:
+    """The call as the policy sees it, with the effect and path arguments its tool declares."""
+    tool = _tool(call.name, tools)
+    command = args.get("command") if isinstance(args.get("command"), str) else None
+    if tool is None:  # not a tool of this session: it may do anything
+        return CallInfo(tool=call.name, args=args, command=command, paths=_paths(args, ("path",)),
+                        declared="external")  # fmt: skip
+    try:
+        effect = tool.effect_of(tool.Args.model_validate(args))
+    except Exception:  # invalid arguments never run (the actor refuses them); judge by the declaration
+        effect = tool.effect
+    return CallInfo(tool=call.name, args=args, command=command if effect == "exec" else None,
+                    paths=_paths(args, tool.path_args), declared=effect)  # fmt: skip
+
+
+def classify_calls(calls: Iterable[ToolCallRecord], tools: ToolBox | None = None) -> Kind:
+    """The most consequential kind among a reply's calls (read, ephemeral, file, stateful, irreversible),
+    from each tool's declared effect and, for commands, `effects.command_effect`: what the search branches on."""
+    kinds = []
+    for call in calls:
+        info = call_info(call, call.arguments or {}, tools)
+        kinds.append(call_kind(info.effect, info.shell_command))
+    return most_severe(kinds)
+
+
+def _tool(name: str, tools: ToolBox | None) -> Tool | None:
+    return (tools or _core_tools()).tools.get(name)
+
+
+def _paths(args: dict[str, Any], names: Iterable[str]) -> list[str]:
+    return [str(args[k]) for k in names if isinstance(args.get(k), str) and args[k]]
 
 
 class PolicyGate:
-    """A Gate backed by the policy engine, taint tracking and an optional approver."""
+    """A Gate backed by the policy engine, taint tracking and an optional approver.
+
+    `tools` is the session's ToolBox (tools added to it later are seen too); without one the core tools'
+    declarations are used and any other tool counts as external."""
 
     def __init__(
-        self, policy: Policy, bus: EventBus, *, taint: TaintTracker | None, approver: Approver | None = None
+        self,
+        policy: Policy,
+        bus: EventBus,
+        *,
+        taint: TaintTracker | None,
+        approver: Approver | None = None,
+        tools: ToolBox | None = None,
     ) -> None:
-        self.policy, self.bus, self.taint, self.approver = policy, bus, taint, approver
+        self.policy, self.bus, self.taint, self.approver, self.tools = policy, bus, taint, approver, tools
 
     def __call__(self, call: ToolCallRecord) -> str | None:
         args = call.arguments or {}
-        info = call_info(call, args)
+        info = call_info(call, args, self.tools)
         decision = self.policy.decide(info, self.taint)
         approved: bool | None = None
         if decision.action == "ask":
@@ -65,7 +111,7 @@ class PolicyGate:
 
     def _follow_into_file(self, info: CallInfo) -> None:
         """A file edit that carries tainted content taints the file: running it later must ask too."""
-        if self.taint is None or info.tool not in WRITE_TOOLS or not info.all_paths:
+        if self.taint is None or info.effect != "file" or not info.all_paths:
             return
         hit = self.taint.check(info.strings())
         if hit is not None:
@@ -73,7 +119,8 @@ class PolicyGate:
                 self.taint.add_written(path, hit.sources)
 
     def untrusted(self, text: str, source: Source) -> None:
-        """Content the agent read outside a tool result (retrieved memory, a fetched page): it taints."""
+        """Content the agent read outside a tool result (retrieved memory, a fetched page, the project's
+        instruction files): it taints."""
         if self.taint is not None:
             self.taint.add_untrusted(text, source)
 
@@ -83,6 +130,7 @@ class PolicyGate:
             self.taint.add_trusted(text)
 
     def observe(self, event: Any) -> None:
-        """An event subscriber: everything tools return is untrusted content for taint tracking."""
+        """An event subscriber: everything tools return is untrusted content, of the kind the tool declares."""
         if self.taint is not None and isinstance(event, ToolResult):
-            self.taint.add_untrusted(event.output, _UNTRUSTED_SOURCE.get(event.name, "tool_output"))
+            tool = _tool(event.name, self.tools)
+            self.taint.add_untrusted(event.output, tool.output_source if tool is not None else "tool_output")

@@ -8,6 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from branchwise.sandbox.base import SandboxError
+from branchwise.sandbox.settings import DEFAULT_DENY_READ
+from branchwise.sandbox.workspace.safefs import WorkspaceFS
+
 MAX_INSTRUCTIONS_BYTES = 32 * 1024
 
 SYSTEM_TEMPLATE = """\
@@ -43,13 +47,20 @@ def describe_sandbox(info: dict[str, Any]) -> str:
     return f"Commands run in a sandbox: they can write {writes}; {net}."
 
 
-def find_instructions(workspace: Path, names: Sequence[str]) -> tuple[Path, str] | None:
-    """The first project instruction file that exists (AGENTS.md, CLAUDE.md, ...), capped in size."""
+def find_instructions(
+    workspace: Path, names: Sequence[str], *, deny_read: Sequence[str] = DEFAULT_DENY_READ
+) -> tuple[Path, str] | None:
+    """The first project instruction file that exists (AGENTS.md, CLAUDE.md, ...), capped in size.
+
+    Read like the file tools read: through WorkspaceFS, so a link to a file outside the workspace or to a
+    masked one (`deny_read`), a FIFO or a device is skipped, never read on the host and sent to the model."""
+    fs = WorkspaceFS(workspace, hidden=deny_read)
     for name in names:
-        path = workspace / name
-        if path.is_file():
-            text = path.read_bytes()[:MAX_INSTRUCTIONS_BYTES].decode("utf-8", errors="replace")
-            return path, text
+        try:
+            data = fs.read_bytes(name, limit=MAX_INSTRUCTIONS_BYTES, truncate=True)
+        except (OSError, SandboxError):  # missing, a directory, outside the workspace, masked, not a file
+            continue
+        return workspace / name, data.decode("utf-8", errors="replace")
     return None
 
 

@@ -90,14 +90,14 @@ class Session:
         tools = self.config.tools
         self.ctx = ToolContext(
             sandbox=self.sandbox,
-            fs=WorkspaceFS(self.workspace),
+            fs=WorkspaceFS(self.workspace, hidden=self.config.sandbox.deny_read),
             shell_timeout_s=tools.shell_timeout_s,
             output_limit_bytes=tools.output_limit_bytes,
             cwd=self.workdir,
             deadline=self.budget.deadline,
         )
         self.toolbox = ToolBox(default_tools())
-        self.gate = make_gate(self.config, self.workspace, self.bus, approver=self.approver)
+        self.gate = make_gate(self.config, self.workspace, self.bus, approver=self.approver, tools=self.toolbox)
 
         self.egress = EgressRecorder(self.sandbox, self.bus)
         self.bus.subscribe(self.egress)
@@ -271,7 +271,7 @@ class Session:
         rc = self.context()
         strategy = self.config.search.strategy
         solver: Solver = LoopSolver(rc) if strategy == "none" else SearchSolver(rc, strategy)
-        found = find_instructions(self.workspace, self.config.instructions)
+        found = find_instructions(self.workspace, self.config.instructions, deny_read=self.config.sandbox.deny_read)
         instructions = (found[0].name, found[1]) if found else None
         given = self.loaded.task.get("plan")
         return Driver(rc, solver, task, system=self.system_prompt(found, notes), planning=self.config.planner.enabled,

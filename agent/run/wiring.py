@@ -8,8 +8,10 @@ from branchwise.agent.config.schema import Config
 from branchwise.agent.errors import ConfigError, EnvironmentProblem, UsageError
 from branchwise.agent.record.events import Egress, EventBus, ToolResult
 from branchwise.agent.run.gate import Approver, PolicyGate
+from branchwise.agent.run.prompts import find_instructions
 from branchwise.sandbox.base import Sandbox, SandboxUnavailable
 from branchwise.sandbox.policy.engine import Policy, PolicyError, TaintTracker
+from branchwise.tools import ToolBox
 
 
 def make_sandbox_for(config: Config, workspace: Path, *, full_access: bool = False) -> Sandbox:
@@ -25,15 +27,22 @@ def make_sandbox_for(config: Config, workspace: Path, *, full_access: bool = Fal
         raise EnvironmentProblem(str(exc)) from None
 
 
-def make_gate(config: Config, workspace: Path, bus: EventBus, *, approver: Approver | None) -> PolicyGate:
-    """The policy gate: rules checked now (a bad rule is a config error), taint fed from tool results."""
+def make_gate(
+    config: Config, workspace: Path, bus: EventBus, *, approver: Approver | None, tools: ToolBox | None = None
+) -> PolicyGate:
+    """The policy gate: rules checked now (a bad rule is a config error), taint fed from tool results and from
+    the project's instruction file (it comes with the repository: its words are not the user's). `tools` is the
+    session's ToolBox, whose declarations tell the policy what each call can change."""
     try:
         policy = Policy.from_settings(config.policy, config.sandbox, workspace)
     except PolicyError as exc:
         raise ConfigError(f"[policy]: {exc}") from None
     taint = TaintTracker(workspace) if config.policy.taint else None
-    gate = PolicyGate(policy, bus, taint=taint, approver=approver)
+    gate = PolicyGate(policy, bus, taint=taint, approver=approver, tools=tools)
     bus.subscribe(gate.observe)
+    instructions = find_instructions(workspace, config.instructions, deny_read=config.sandbox.deny_read)
+    if instructions is not None:
+        gate.untrusted(instructions[1], "file")
     return gate
 
 

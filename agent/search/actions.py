@@ -5,40 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 
-from pydantic import ValidationError
-
 from branchwise.agent.models.base import Reply
 from branchwise.agent.record.events import ToolCallRecord
 from branchwise.agent.record.normalise import normalise
 from branchwise.agent.search.tree import Node, SearchTree
-from branchwise.sandbox.policy.effects import classify_command, most_severe
-from branchwise.tools import ToolBox
-
-
-def classify_calls(toolbox: ToolBox, calls: list[ToolCallRecord]) -> str:
-    """The most consequential kind of change among a reply's calls, from each tool's declared effect."""
-    return most_severe([classify_call(toolbox, c) for c in calls] or ["read"])
-
-
-def classify_call(toolbox: ToolBox, call: ToolCallRecord) -> str:
-    """read, file, ephemeral, stateful or irreversible; a call the search cannot tell about is irreversible."""
-    tool = toolbox.tools.get(call.name)
-    if tool is None:
-        return "read"  # an unknown tool runs nothing: the actor answers it with an error
-    try:
-        args = tool.Args.model_validate(call.arguments or {})
-    except ValidationError:
-        return "read"  # malformed arguments: nothing runs either
-    effect = tool.effect_of(args)
-    if effect in ("read", "file"):
-        return effect
-    if effect == "browser":
-        return "ephemeral"  # browser state is rebuilt by replaying the node's browser actions
-    if effect == "exec" and call.name == "shell":
-        return classify_command(str((call.arguments or {}).get("command", "")))
-    if effect == "exec":
-        return "ephemeral"
-    return "irreversible"
 
 
 def action_key(calls: list[ToolCallRecord]) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from branchwise.agent.models.base import Message
-from branchwise.agent.search.actions import classify_calls
+from branchwise.agent.run.gate import classify_calls
 from branchwise.agent.search.context import Pending, SearchResult
 from branchwise.agent.search.engine import Search
 from branchwise.agent.search.tree import Node
@@ -33,7 +33,7 @@ class BestOfN(Search):
             if self.out_of_budget():
                 return
             reply = self.propose(node, 1, None)[0]
-            irreversible = classify_calls(self.sc.actor.toolbox, reply.tool_calls) == "irreversible"
+            irreversible = classify_calls(reply.tool_calls, self.sc.actor.toolbox) == "irreversible"
             node = self.add_child(node, reply, None, dedupe=False)
             if irreversible:
                 self.tree.commit_root = node.id

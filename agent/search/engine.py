@@ -15,18 +15,18 @@ from branchwise.agent.record.events import SearchDone, SearchNode, StepFinished,
 from branchwise.agent.record.normalise import normalise
 from branchwise.agent.run.actor import NO_TOOL_CALL, Acted
 from branchwise.agent.run.budget import Exhausted
+from branchwise.agent.run.gate import classify_calls
 from branchwise.agent.search import final
 from branchwise.agent.search import value as V
 from branchwise.agent.search.actions import (
     action_key,
     alternatives_note,
-    classify_calls,
     path_observations,
     short_outcome,
     summarize,
 )
 from branchwise.agent.search.context import Pending, SearchContext, SearchResult
-from branchwise.agent.search.static import check_python
+from branchwise.agent.search.static import check_files
 from branchwise.agent.search.tree import Node, SearchTree
 from branchwise.tools import Observation
 
@@ -168,7 +168,7 @@ class Search:
             depth=parent.depth + 1,
             action=summarize(reply),
             action_key=key,
-            kind=classify_calls(self.sc.actor.toolbox, reply.tool_calls),
+            kind=classify_calls(reply.tool_calls, self.sc.actor.toolbox),
             feedback=feedback,
             replay=list(parent.replay),
             messages=[*prefix, reply.as_message()],
@@ -254,14 +254,7 @@ class Search:
 
     def static_checks(self, changed: list[str], signals: V.Signals) -> None:
         """Syntax and undefined names in the Python files this step changed (deleted files are skipped)."""
-        sources = {}
-        for path in changed:
-            if path.endswith(".py"):
-                try:
-                    sources[path] = self.sc.ctx.fs.read_bytes(path)
-                except OSError:
-                    continue
-        signals.syntax_errors, signals.lint_errors = check_python(sources)
+        signals.syntax_errors, signals.lint_errors = check_files(self.sc.ctx.fs, changed)
 
     def finish_node(self, node: Node, finish: tuple[ToolCallRecord, Observation], signals: V.Signals) -> None:
         """A finish is verified at once with the task's checks; the verdict is the finish call's result."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from branchwise.agent.models.base import Message, Reply
-from branchwise.agent.search.actions import classify_calls
+from branchwise.agent.run.gate import classify_calls
 from branchwise.agent.search.context import SearchResult
 from branchwise.agent.search.engine import Search
 from branchwise.agent.search.tree import Node
@@ -45,7 +45,7 @@ class MCTS(Search):
         feedback = self.hindsight(node)
         room = self.sc.settings.max_expansions - len(node.children)
         replies = self.propose(node, min(self.sc.settings.branching, room), feedback)
-        kinds = [classify_calls(self.sc.actor.toolbox, r.tool_calls) for r in replies]
+        kinds = [classify_calls(r.tool_calls, self.sc.actor.toolbox) for r in replies]
         cut = kinds.index("irreversible") if "irreversible" in kinds else len(replies)
         self.add_children(node, replies[:cut], feedback)
         if cut < len(replies) and not self.enough_verified():

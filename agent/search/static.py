@@ -8,6 +8,29 @@ own linters, since they rarely decide whether a change is right.
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable
+
+from branchwise.sandbox.base import SandboxError
+from branchwise.sandbox.workspace.safefs import WorkspaceFS
+
+
+def check_files(fs: WorkspaceFS, paths: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(syntax errors, lint problems) of the Python files among `paths`, read through the workspace's safe file
+    access `fs`. A file the host may not read (a link out of the workspace, a FIFO, a masked or huge file) is
+    a lint problem of the step, never an error of the run; a deleted file is skipped."""
+    sources: dict[str, bytes] = {}
+    unreadable: list[str] = []
+    for path in paths:
+        if not path.endswith(".py"):
+            continue
+        try:
+            sources[path] = fs.read_bytes(path)
+        except FileNotFoundError:
+            continue
+        except (OSError, SandboxError) as exc:  # a link out, a FIFO, a masked or huge file: the step's problem
+            unreadable.append(f"{path}: cannot be read ({exc})")
+    syntax, lint = check_python(sources)
+    return syntax, lint + unreadable
 
 
 def check_python(files: dict[str, bytes]) -> tuple[list[str], list[str]]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from branchwise.agent.record.trajectory import list_runs
 from branchwise.cli.common import workspace_for
+from branchwise.cli.render.inert import inert
 from branchwise.cli.render.output import Output
 from branchwise.cli.render.tables import print_table
 
@@ -31,10 +32,16 @@ def list_command(*, as_json: bool, cd: Path | None, out: Output | None = None) -
     return 0
 
 
-def replay_command(run_id: str, *, cd: Path | None, out: Output | None = None) -> int:
+def replay_command(
+    run_id: str, *, cd: Path | None, out: Output | None = None, keep: bool = False, full_access: bool = False
+) -> int:
     out = out or Output()
+    from branchwise.agent.config.layers import load_config
     from branchwise.agent.record.replay import replay_run
 
-    report = replay_run(workspace_for(cd), run_id, notify=out.info)
-    out.info(report.summary())
+    workspace = workspace_for(cd)
+    loaded = load_config(workspace)  # the user's sandbox and policy: never the recording's
+    report = replay_run(workspace, run_id, loaded=loaded, full_access=full_access, keep=keep,
+                        notify=lambda text: out.info(inert(text)))  # fmt: skip
+    out.info(inert(report.summary()))  # tool names and output lines come from the recording and the replay
     return 0 if report.all_match else 1

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import html
+import json
+import re
 from pathlib import Path
 
 from branchwise.agent.errors import UsageError
-from branchwise.agent.record.trajectory import runs_dir
+from branchwise.agent.record.trajectory import is_real_runs_dir, runs_dir
 from branchwise.agent.search.tree import Node, SearchTree
 from branchwise.cli.common import workspace_for
+from branchwise.cli.render.inert import inert
 from branchwise.cli.render.output import Output
+from branchwise.sandbox.base import SandboxError
+from branchwise.sandbox.workspace.safefs import read_regular
+
+MAX_TREE_BYTES = 256 * 1024 * 1024
+MAX_TREE_NODES = 100_000
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_TREE_FILE = re.compile(r"tree-(\d{1,6})-(\d{1,6})\.json")
 
 STATUS_MARK = {
     "verified": "✓ verified",
@@ -24,7 +34,12 @@ STATUS_MARK = {
 def tree_command(run_id: str, *, html_path: Path | None, cd: Path | None, out: Output | None = None) -> int:
     out = out or Output()
     workspace = workspace_for(cd)
-    trees = load_trees(runs_dir(workspace) / run_id)
+    if not _RUN_ID.fullmatch(run_id) or not is_real_runs_dir(workspace):
+        raise UsageError(f"run {inert(run_id, one_line=True)} has no search tree: no such run")
+    try:
+        trees = load_trees(runs_dir(workspace) / run_id)
+    except TreeFileError as exc:
+        raise UsageError(inert(str(exc), one_line=True)) from None
     if not trees:
         known = (runs_dir(workspace) / run_id).is_dir()
         reason = "it ran without search (--search none)" if known else "no such run"
@@ -44,16 +59,58 @@ def tree_command(run_id: str, *, html_path: Path | None, cd: Path | None, out: O
     return 0
 
 
+class TreeFileError(Exception):
+    """A tree file that is not what a search writes (it may come with a repository)."""
+
+
 def load_trees(run_dir: Path) -> list[tuple[str, SearchTree]]:
     """The run's trees: one for a plain search, one per subgoal (and plan revision) for a planned one."""
+    if run_dir.is_symlink() or not run_dir.is_dir():
+        return []
     if (run_dir / "tree.json").is_file():
-        return [("search tree", SearchTree.load(run_dir / "tree.json"))]
+        return [("search tree", load_tree(run_dir / "tree.json"))]
     found = []
     for path in run_dir.glob("tree-*-*.json"):
-        subgoal, revision = (int(x) for x in path.stem.split("-")[1:3])
+        match = _TREE_FILE.fullmatch(path.name)
+        if match is None:
+            continue
+        subgoal, revision = int(match.group(1)), int(match.group(2))
         title = f"subgoal {subgoal}" + (f" (plan revision {revision})" if revision else "")
-        found.append(((revision, subgoal), title, SearchTree.load(path)))
+        found.append(((revision, subgoal), title, load_tree(path)))
     return [(title, tree) for _, title, tree in sorted(found, key=lambda f: f[0])]
+
+
+def load_tree(path: Path) -> SearchTree:
+    """One tree file, read only as a regular file of bounded size and checked to be a tree: every parent
+    comes before its child (so no cycle, no self-parent), and children, chosen and commit_root agree."""
+    try:
+        tree = SearchTree.model_validate(json.loads(read_regular(path, limit=MAX_TREE_BYTES, follow_symlinks=False)))
+    except (OSError, SandboxError, ValueError) as exc:  # ValueError: bad JSON, bad UTF-8, pydantic
+        raise TreeFileError(f"{path}: not a search tree ({str(exc).splitlines()[0][:200]})") from None
+    problem = _tree_problem(tree)
+    if problem:
+        raise TreeFileError(f"{path}: not a search tree ({problem})")
+    return tree
+
+
+def _tree_problem(tree: SearchTree) -> str:
+    count = len(tree.nodes)
+    if count > MAX_TREE_NODES:
+        return f"{count} nodes"
+    for index, node in enumerate(tree.nodes):
+        if node.id != index:
+            return f"node {index} has id {node.id}"
+        if (node.parent is None) != (index == 0) or (node.parent is not None and not 0 <= node.parent < index):
+            return f"node {index} has parent {node.parent}"
+        if len(set(node.children)) != len(node.children) or any(
+            not index < c < count or tree.nodes[c].parent != index for c in node.children
+        ):
+            return f"node {index} lists children {node.children[:5]} that are not its own"
+    if count and sum(len(n.children) for n in tree.nodes) != count - 1:
+        return "a node is missing from its parent's children"
+    if any(v is not None and not 0 <= v < max(count, 1) for v in (tree.chosen, tree.commit_root, *tree.alternatives)):
+        return "chosen, commit_root or alternatives name a node that does not exist"
+    return ""
 
 
 def chosen_path(tree: SearchTree) -> set[int]:
@@ -74,7 +131,7 @@ def render_rich(tree: SearchTree, title: str = "search tree"):  # type: ignore[n
     on_path = chosen_path(tree)
 
     def style(node: Node) -> str:
-        text = escape(label(node))
+        text = escape(inert(label(node), one_line=True))
         if node.id == tree.chosen:
             return f"[bold green]{text}  ◀ chosen[/]"
         if node.id in on_path:
@@ -83,16 +140,14 @@ def render_rich(tree: SearchTree, title: str = "search tree"):  # type: ignore[n
             return f"[dim]{text}[/]"
         return text
 
-    heading = f"{title} ({tree.strategy}, {len(tree.nodes)} nodes; stopped: {tree.stop_reason or '?'})"
-    root = Tree(heading)
-
-    def add(parent, node: Node) -> None:  # type: ignore[no-untyped-def]
-        branch = parent.add(style(node))
-        for child in node.children:
-            add(branch, tree.nodes[child])
-
-    if tree.nodes:
-        add(root, tree.nodes[0])
+    heading = f"{inert(title, one_line=True)} ({inert(tree.strategy, one_line=True)}, {len(tree.nodes)} nodes; "
+    root = Tree(escape(heading + f"stopped: {inert(tree.stop_reason or '?', one_line=True)})"))
+    if tree.nodes:  # iteratively: a valid tree can still be deeper than Python's recursion limit
+        stack = [(root, 0)]
+        while stack:
+            parent, node_id = stack.pop()
+            branch = parent.add(style(tree.nodes[node_id]))
+            stack.extend((branch, child) for child in reversed(tree.nodes[node_id].children))
     return root
 
 
@@ -136,14 +191,29 @@ def _html_tree(title: str, tree: SearchTree) -> str:
                 )
             )
         )
-        children = "".join(item(tree.nodes[c]) for c in node.children)
-        sub = f"<ul>{children}</ul>" if children else ""
         return (
-            f'<li class="{" ".join(classes)}"><details open><summary>{html.escape(label(node))}</summary>'
-            f"<pre>{details}</pre></details>{sub}</li>"
+            f'<li class="{html.escape(" ".join(classes))}"><details open><summary>{html.escape(label(node))}'
+            f"</summary><pre>{details}</pre></details>"
         )
 
-    body = f"<ul class=tree>{item(tree.nodes[0])}</ul>" if tree.nodes else "<p>(empty)</p>"
+    def items(root: int) -> str:  # iteratively, like render_rich
+        parts: list[str] = []
+        stack: list[int | str] = [root]
+        while stack:
+            entry = stack.pop()
+            if isinstance(entry, str):
+                parts.append(entry)
+                continue
+            node = tree.nodes[entry]
+            parts.append(item(node))
+            stack.append("</li>")
+            if node.children:
+                stack.append("</ul>")
+                stack.extend(reversed(node.children))
+                stack.append("<ul>")
+        return "".join(parts)
+
+    body = f"<ul class=tree>{items(0)}</ul>" if tree.nodes else "<p>(empty)</p>"
     return (
         f"<h2>{html.escape(title)}</h2><p>strategy {html.escape(tree.strategy)} · {len(tree.nodes)} nodes · "
         f"stopped: {html.escape(tree.stop_reason)} · chosen node: {tree.chosen}</p>\n{body}"

@@ -6,6 +6,8 @@ import json
 import sys
 from typing import Any, ClassVar, TextIO
 
+from branchwise.cli.render.inert import inert
+
 FORMATS = ("text", "json", "stream-json")
 _PREVIEW_LINES = 8
 
@@ -58,10 +60,10 @@ class Output:
     def error(self, message: str) -> None:
         if self.fmt == "stream-json":
             self._json_line({"type": "error", "message": message})
-        print(f"branchwise: error: {message}", file=self.err)
+        print(f"branchwise: error: {inert(message, one_line=True)}", file=self.err)
 
     def warn(self, message: str) -> None:
-        print(f"branchwise: warning: {message}", file=self.err)
+        print(f"branchwise: warning: {inert(message, one_line=True)}", file=self.err)
 
     def info(self, message: str) -> None:
         print(message, file=self.out)
@@ -71,11 +73,20 @@ class Output:
         return self.fmt == "text" and sys.stdin.isatty() and self.err.isatty()
 
     def approve(self, call: Any, decision: Any) -> bool:
-        """Ask the person at the terminal whether a call the policy flagged may run."""
+        """Ask the person at the terminal whether a call the policy flagged may run.
+
+        The call is shown exactly, and inert: control and invisible characters as escapes, every line of a
+        multi-line command behind a bar, so the text cannot redraw itself or imitate this prompt."""
+        from branchwise.cli.render.inert import has_hidden
+
         args = call.arguments or {}
-        what = args.get("command") or args.get("path") or call.raw_arguments or ""
+        what = str(args.get("command") or args.get("path") or call.raw_arguments or "")
         self.console.print(f"[bold yellow]approval needed[/] ({_escape(decision.rule)}): {_escape(decision.reason)}")
-        self.console.print(f"  {call.name}: {_escape(str(what))}")
+        self.console.print(f"  {_escape(call.name)}:")
+        for line in what.split("\n"):
+            self.console.print(f"  [dim]│[/] {_escape(line)}", soft_wrap=True)
+        if has_hidden(what):
+            self.console.print("  [bold red]it contains control or invisible characters, shown as escapes[/]")
         try:
             answer = input("  run it? [y/N] ")
         except EOFError:
@@ -211,7 +222,7 @@ class Output:
             else None,
             f"run: {f.run_id} (branchwise replay {f.run_id})",
         ]
-        print("\n".join(line for line in lines if line), file=self.out)
+        print("\n".join(inert(line) for line in lines if line), file=self.out)
 
 
 # The final object's keys when no run took place (an error before or instead of it).
@@ -254,6 +265,9 @@ def result_object(finished: Any) -> dict[str, Any]:
 
 
 def _escape(text: str) -> str:
+    """Untrusted text for the console: rich markup escaped, terminal controls inert (see render/inert.py)."""
     from rich.markup import escape
 
-    return escape(text)
+    from branchwise.cli.render.inert import inert
+
+    return escape(inert(text))

@@ -18,7 +18,7 @@ def print_table(
 ) -> None:
     """Print rows under column headings. On a terminal the table fits its width (the `wrap` columns fold,
     the others are cut with an ellipsis); elsewhere columns are aligned with spaces and never cut."""
-    rows = [[inert(cell) for cell in row] for row in rows]
+    rows = [[inert(cell, one_line=True) for cell in row] for row in rows]
     if not stream.isatty():
         _plain(stream, columns, rows)
         return

@@ -10,7 +10,10 @@ with, and the sandbox can read it from /proc/1/environ). A command costs one sh 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
+import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -31,14 +34,15 @@ from branchwise.sandbox.isolation.layout import (
     MASKED_DIRS,
     SANDBOX_PATH,
     base_mount_args,
+    command_mask_args,
     namespace_args,
     protected_args,
     remove_mount_points,
-    workspace_mask_args,
     writable_args,
 )
 from branchwise.sandbox.isolation.process import Detach, run_capped
 from branchwise.sandbox.isolation.proxy import PROXY_PORT, EgressDecision, EgressProxy, bridge_script
+from branchwise.sandbox.isolation.quota import WorkspaceQuota
 from branchwise.sandbox.isolation.seccomp import SocketPolicy, filter_bpf
 from branchwise.sandbox.settings import SandboxSettings
 
@@ -107,6 +111,8 @@ class BwrapSandbox:
         self._launches: dict[str, Launch] = {}
         self._cgroups: SessionCgroups | None = None
         self._keeper: SessionKeeper | None = None
+        self._quota: WorkspaceQuota | None = None
+        self._running: set[Launch] = set()  # commands being run now, for the quota to stop
         self.proxy: EgressProxy | None = None
         try:
             self._setup(on_egress)
@@ -140,8 +146,13 @@ class BwrapSandbox:
         ]
         self._env = {"PATH": SANDBOX_PATH, "HOME": HOME_IN_SANDBOX, "TMPDIR": "/tmp", "LANG": "C.UTF-8"}
         prefix = self._keeper.prefix if self._keeper else []
+        limits = s.limits
+        if limits.workspace_mb is not None:  # no single file may be larger than the whole quota
+            limits = limits.model_copy(update={"file_size_mb": min(limits.file_size_mb, limits.workspace_mb)})
+            roots = [self.workspace, *s.writable_roots] if s.mode != "read-only" else []
+            self._quota = WorkspaceQuota(roots, limits.workspace_mb, self._over_quota) if roots else None
         self._launcher = launcher_argv(
-            s.limits, cgroup_procs=self._cgroups.launcher_procs, prefix=prefix, bwrap=self._bwrap
+            limits, cgroup_procs=self._cgroups.launcher_procs, prefix=prefix, bwrap=self._bwrap
         )
         # Command lines started by someone else (command_line) join the cgroups and the network themselves.
         seccomp_file = self.session_dir / "seccomp.bpf"
@@ -244,7 +255,7 @@ class BwrapSandbox:
         if not argv or any("\0" in arg for arg in argv):
             raise SandboxError("empty command, or an argument with a NUL byte")
         created: list[Path] = []
-        binds = workspace_mask_args(self.workspace, self.settings.deny_read) if protect else []
+        binds = command_mask_args(self.settings, self.workspace) if protect else []
         if protect and self.settings.mode == "workspace-write":
             protected, created = protected_args(self.workspace, self.settings.protected)
             binds += protected
@@ -288,7 +299,18 @@ class BwrapSandbox:
         limits: OutputLimits | None = None,
         keep_background: bool = False,
     ) -> ExecResult:
+        result = self._run_once(argv, cwd, timeout, env, stdin, limits, keep_background)
+        if _mount_point_vanished(result):  # a masked host path went away while bwrap started: masks anew
+            result = self._run_once(argv, cwd, timeout, env, stdin, limits, keep_background)
+        return result
+
+    def _run_once(self, argv: Sequence[str], cwd: Path | None, timeout: float, env: Mapping[str, str] | None,
+                  stdin: bytes | None, limits: OutputLimits | None, keep_background: bool) -> ExecResult:  # fmt: skip
+        if self._quota:
+            self._quota.settle()
         with self._command(argv, cwd, env, status=keep_background) as (full, launch):
+            trips = self._quota.trips if self._quota else 0
+            self._running.add(launch)
             detach = None
             if keep_background:
                 workdir = self.workspace / cwd if cwd is not None else self.workspace
@@ -302,10 +324,13 @@ class BwrapSandbox:
                 )  # fmt: skip
                 if result.killed:
                     launch.kill_tree()
+                if self._quota and self._quota.trips > trips:
+                    result = self._quota_result(result)
                 return result
             except _SpawnFailed as exc:
                 return ExecResult(exit_code=126, output=f"branchwise sandbox: cannot start the command: {exc}")
             finally:
+                self._running.discard(launch)
                 if not any(held is launch for held in self._launches.values()):
                     launch.close()  # an adopted command keeps its launch: stopping it kills its tree
 
@@ -333,6 +358,20 @@ class BwrapSandbox:
             raise _SpawnFailed(str(exc)) from exc
         launch.started()
         return proc
+
+    def _over_quota(self) -> None:
+        """The workspace outgrew sandbox.limits.workspace_mb: stop every process of the session."""
+        if self._cgroups is not None:
+            self._cgroups.kill_all()
+        for launch in [*self._running, *self._launches.values()]:
+            launch.kill_tree(wait_s=0.5)
+
+    def _quota_result(self, result: ExecResult) -> ExecResult:
+        assert self._quota is not None
+        quota = self.settings.limits.workspace_mb
+        note = (f"\n[branchwise sandbox: stopped: the workspace grew by {self._quota.gained_mb():.0f} MB, past "
+                f"sandbox.limits.workspace_mb = {quota}; delete files to make room]")  # fmt: skip
+        return dataclasses.replace(result, output=result.output + note, exit_code=result.exit_code or 137)
 
     def start_background(
         self, argv: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None
@@ -397,6 +436,8 @@ class BwrapSandbox:
             self._keeper.close()
         if self.proxy is not None:
             self.proxy.close()
+        if self._quota is not None:
+            self._quota.close()
         remove_mount_points(sorted(self._leftovers | self._held))
         self._leftovers.clear()
         self._held.clear()
@@ -407,6 +448,15 @@ class BwrapSandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_VANISHED = re.compile(r"bwrap: Can't (?:mkdir parents for|create file at|mkdir) (/[^:\n]+)")
+
+
+def _mount_point_vanished(result: ExecResult) -> bool:
+    """bwrap refused to start because a path it was to mount over (a socket, a root-only file) is gone."""
+    match = _VANISHED.match(result.output) if result.exit_code == 1 else None
+    return match is not None and not os.path.lexists(match.group(1))
 
 
 def make_sandbox(settings: SandboxSettings, workspace: Path, *, allow_unsandboxed: bool = False) -> Sandbox:

@@ -7,11 +7,14 @@ workspace and other writable roots, then the protected paths inside the workspac
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import stat
+import time
 from pathlib import Path
 
+from branchwise.sandbox.isolation.hidden import home_directories, host_unix_sockets, root_only_paths
 from branchwise.sandbox.settings import SandboxSettings
 
 SANDBOX_UID = 1000
@@ -22,6 +25,7 @@ SHELL_RC_FILES = frozenset(
 )
 # Directories that hold host secrets or host Unix sockets (docker, dbus, ssh-agent): always covered.
 MASKED_DIRS = ("/tmp", "/var/tmp", "/run", "/dev/shm", "/root", "/home")
+_RESCAN_S = 60.0
 
 
 def namespace_args(*, unshare_net: bool) -> list[str]:
@@ -34,19 +38,61 @@ def namespace_args(*, unshare_net: bool) -> list[str]:
 
 
 def base_mount_args(settings: SandboxSettings, workspace: Path, *, hidden: list[Path]) -> list[str]:
-    """Read-only root, fresh /dev and /proc, tmpfs masks, deny_read masks outside the workspace, a HOME."""
+    """Read-only root, fresh /dev and /proc, tmpfs masks (the MASKED_DIRS and every home directory, wherever
+    it is), deny_read masks outside the workspace, a HOME."""
     # A read-only /proc: the uid inside maps to the caller's, so a sandbox started by root would pass
     # the owner checks of host-global files such as /proc/sys/kernel/core_pattern. bwrap only covers
     # /proc/sys when its own access() test says it is writable, and that test runs without caps.
     args = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--remount-ro", "/proc"]
-    for d in MASKED_DIRS:
-        if Path(d).is_dir() and not Path(d).is_symlink():
-            args += ["--size", str(settings.limits.tmp_size_mb * 1024 * 1024), "--tmpfs", d]
+    # Writable (private, per command) rather than read-only: the workspace may lie inside one of them, and
+    # bwrap must be able to create the folders it is mounted on.
+    for d in tmpfs_dirs():
+        args += ["--size", str(settings.limits.tmp_size_mb * 1024 * 1024), "--tmpfs", str(d)]
     outside = [p for p in expand_deny_read(settings.deny_read, workspace) if not _under(p, workspace)]
     for path in [*outside, *hidden]:
-        if not any(_under(path, Path(d)) for d in MASKED_DIRS):
+        if not any(_under(path, d) for d in tmpfs_dirs()):
             args += mask_args(path)
     return [*args, "--dir", HOME_IN_SANDBOX]
+
+
+def tmpfs_dirs() -> list[Path]:
+    """Directories replaced by an empty private tmpfs: /tmp, /run, ... and every home directory."""
+    dirs = [Path(d) for d in MASKED_DIRS if Path(d).is_dir() and not Path(d).is_symlink()]
+    return dirs + [h for h in home_directories() if not any(_under(h, d) for d in dirs)]
+
+
+def command_mask_args(settings: SandboxSettings, workspace: Path) -> list[str]:
+    """Masks computed for each command (they follow the workspace bind): deny_read paths inside the workspace,
+    files only root may read when the sandbox reads as root, and, unless the network is on, the host's Unix
+    sockets (network off means no host socket of any family, and a socket is reached by its path alone)."""
+    args = workspace_mask_args(workspace, settings.deny_read)
+    writable = (workspace, *settings.writable_roots)
+    epoch = int(time.monotonic() // _RESCAN_S)
+    covered, root_only = _host_masks(tuple(settings.deny_read), writable, epoch)
+    for path in root_only:
+        if os.path.lexists(path):  # a mask over a path that is gone would fail every command
+            args += mask_args(path)
+    if settings.network != "on":
+        for sock in host_unix_sockets():
+            # Under a tmpfs mask it is gone anyway (and bwrap could not create a mount point in a read-only one);
+            # inside the workspace or a writable root it is visible again, so it is masked there too.
+            if any(_under(sock, w) for w in writable) or not any(_under(sock, d) for d in covered):
+                args += ["--ro-bind", "/dev/null", str(sock)]
+    return args
+
+
+@functools.lru_cache(maxsize=8)
+def _host_masks(
+    deny_read: tuple[str, ...], writable: tuple[Path, ...], _epoch: int
+) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
+    """(directories already hidden by a tmpfs, root-only paths to hide on top): recomputed once a minute."""
+    covered = [*tmpfs_dirs(), *(p for p in expand_deny_read(list(deny_read), writable[0]) if p.is_dir())]
+    root_only = [
+        path
+        for path in root_only_paths(writable)
+        if not any(_under(path, d) or _under(d, path) for d in [*covered, *writable])
+    ]
+    return tuple(covered), tuple(root_only)
 
 
 def mask_args(path: Path) -> list[str]:
@@ -72,9 +118,14 @@ def expand_deny_read(patterns: list[str], workspace: Path) -> list[Path]:
 def workspace_mask_args(workspace: Path, deny_read: list[str]) -> list[str]:
     """Masks for deny_read paths inside the workspace; they must follow the workspace bind."""
     # Globbing runs for every command, so skip patterns that cannot land inside the workspace.
-    relevant = [p for p in deny_read if _may_be_under(Path(p).expanduser(), workspace)]
+    relevant = _relevant_patterns(tuple(deny_read), workspace)
     inside = [p for p in expand_deny_read(relevant, workspace) if _under(p, workspace) and p != workspace]
     return [arg for path in inside for arg in mask_args(path)]
+
+
+@functools.lru_cache(maxsize=32)
+def _relevant_patterns(deny_read: tuple[str, ...], workspace: Path) -> list[str]:
+    return [p for p in deny_read if _may_be_under(Path(p).expanduser(), workspace)]
 
 
 def _may_be_under(pattern: Path, workspace: Path) -> bool:
@@ -153,4 +204,5 @@ def _is_real_dir(path: Path) -> bool:
 
 
 def _under(path: Path, parent: Path) -> bool:
-    return path == parent or parent in path.parents
+    p, d = str(path), str(parent)  # string prefixes: Path.parents is slow, and this runs for every command
+    return p == d or p.startswith(d.rstrip("/") + "/")

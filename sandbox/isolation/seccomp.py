@@ -10,6 +10,7 @@ import errno
 import functools
 import os
 import socket
+import stat
 from typing import Any, Literal
 
 from branchwise.sandbox.base import SandboxUnavailable
@@ -88,11 +89,36 @@ def filter_bpf(sockets: SocketPolicy) -> bytes:
     # Only the query form of personality(); setting flags such as ADDR_NO_RANDOMIZE is refused.
     flt.add_rule(eperm, "personality", sc.Arg(0, sc.NE, _PERSONALITY_QUERY))
     _add_socket_rules(sc, flt, sockets)
+    _add_setid_rules(sc, flt)
     fd = os.memfd_create("branchwise-seccomp", os.MFD_CLOEXEC)
     with os.fdopen(fd, "w+b") as f:
         flt.export_bpf(f)
         f.seek(0)
         return f.read()
+
+
+# Where each call that sets a mode takes it (argument index), and where open() takes its flags.
+_MODE_ARGUMENT = {"chmod": 1, "fchmod": 1, "fchmodat": 2, "fchmodat2": 2, "mkdir": 1, "mkdirat": 2, "mknod": 1,
+                  "mknodat": 2, "creat": 1}  # fmt: skip
+_OPEN_ARGUMENTS = {"open": (1, 2), "openat": (2, 3)}
+_O_TMPFILE_BIT = 0o20000000  # __O_TMPFILE: an unnamed file, given a mode now and a name by linkat later
+
+
+def _add_setid_rules(sc: Any, flt: Any) -> None:
+    """No set-user-id or set-group-id bit on anything the sandbox creates or changes: its files live on after
+    it, and started by root its uid is root's for the files it writes (a setuid copy of bash would be a root
+    shell for every user of the machine). File capabilities need CAP_SETFCAP, which the sandbox never has."""
+    eperm = sc.ERRNO(errno.EPERM)
+    for bit in (stat.S_ISUID, stat.S_ISGID):
+        for call, index in _MODE_ARGUMENT.items():
+            if sc.resolve_syscall(sc.Arch.NATIVE, call) >= 0:
+                flt.add_rule(eperm, call, sc.Arg(index, sc.MASKED_EQ, bit, bit))
+        for call, (flags, mode) in _OPEN_ARGUMENTS.items():
+            for creating in (os.O_CREAT, _O_TMPFILE_BIT):
+                flt.add_rule(eperm, call, sc.Arg(flags, sc.MASKED_EQ, creating, creating),
+                             sc.Arg(mode, sc.MASKED_EQ, bit, bit))  # fmt: skip
+    # openat2 passes its mode in memory that BPF cannot read; ENOSYS makes callers fall back to openat.
+    flt.add_rule(sc.ERRNO(errno.ENOSYS), "openat2")
 
 
 def _add_socket_rules(sc: Any, flt: Any, sockets: SocketPolicy) -> None:

@@ -6,8 +6,13 @@ Order of evaluation:
    write at all in read-only mode.
 2. Rules, the user's and then the built-in defaults, ordered by priority (lower first) and, within
    one priority, deny before ask before allow; the first that matches decides.
-3. With no match, the approval mode's default for that kind of tool.
-4. Taint: an allowed call that reaches a sink carrying untrusted indicators is raised to ask.
+   The defaults ask before every command `effects.py` finds irreversible (`default:git-push`,
+   `default:publish`, `default:deploy`, `default:remote`, `default:unknown-program`).
+3. With no match, the default for the call's declared effect: read and browser allow, file edits
+   allow (ask under untrusted), exec allows sandboxed commands (under untrusted only read-only
+   ones), external asks.
+4. Taint: an allowed call that reaches a sink (an exec, browser or external call, or a tool in
+   taint_sinks) carrying untrusted indicators is raised to ask.
 5. Under approval = never, ask becomes deny; the reason is meant to go back to the model.
 """
 
@@ -18,34 +23,17 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from branchwise.sandbox.policy.effects import command_effect
 from branchwise.sandbox.policy.rules import CallInfo, CompiledRule, PolicyError, glob_regex, resolve_path
 from branchwise.sandbox.policy.taint import TaintTracker
 from branchwise.sandbox.settings import Action, PolicySettings, Rule, SandboxSettings
 
-__all__ = ["READ_TOOLS", "WRITE_TOOLS", "CallInfo", "Decision", "Policy", "PolicyError", "TaintTracker"]
+__all__ = ["CallInfo", "Decision", "Policy", "PolicyError", "TaintTracker"]
 
-READ_TOOLS = frozenset({"view", "grep", "glob", "background"})
-WRITE_TOOLS = frozenset({"create", "str_replace", "insert", "undo_edit"})
-FREE_TOOLS = frozenset({"finish"})
 _SEVERITY = {"deny": 0, "ask": 1, "allow": 2}
 _DEFAULT_PRIORITY = 1000
-_PUBLISHERS = ["npm", "yarn", "pnpm", "cargo", "poetry", "twine", "gem"]
-
-DEFAULT_RULES = [
-    Rule(name="default:git-push", tool="shell", argv_prefix=["git", "push"], decision="ask",
-         priority=_DEFAULT_PRIORITY, justification="publishes code off the machine"),
-    Rule(name="default:publish", tool="shell", argv_prefix=[_PUBLISHERS, ["publish", "upload", "push"]],
-         decision="ask", priority=_DEFAULT_PRIORITY, justification="publishes a package"),
-]  # fmt: skip
-# Commands that only read, allowed without a question even under approval = untrusted.
-UNTRUSTED_ALLOW_RULES = [
-    Rule(name="default:read-only-command", tool="shell", decision="allow", priority=_DEFAULT_PRIORITY,
-         argv_prefix=[["ls", "cat", "head", "tail", "wc", "pwd", "echo", "grep", "rg", "tree", "stat"]],
-         justification="reads only"),
-    Rule(name="default:git-read", tool="shell", decision="allow", priority=_DEFAULT_PRIORITY,
-         argv_prefix=["git", ["status", "diff", "log", "show", "branch", "rev-parse"]],
-         justification="reads only"),
-]  # fmt: skip
+# Calls with these effects can carry data off the machine: taint raises them to ask (besides taint_sinks).
+_SINK_EFFECTS = frozenset({"exec", "browser", "external"})
 
 
 @dataclass(frozen=True)
@@ -70,13 +58,14 @@ class Policy:
         self.protected = [Path(p) for p in sandbox.protected]
         # What the sandbox masks inside the workspace, the host-side file tools must not show either.
         self.deny_read = [(p, glob_regex(str(self.workspace / Path(p).expanduser()))) for p in sandbox.deny_read]
-        user = [CompiledRule(r, r.name or f"rule {i + 1}", self.workspace) for i, r in enumerate(settings.rules)]
+        user: list[CompiledRule | _EffectRule] = [
+            CompiledRule(r, r.name or f"rule {i + 1}", self.workspace) for i, r in enumerate(settings.rules)
+        ]
         for rule in user:
             rule.check_examples()
-        defaults = DEFAULT_RULES + (UNTRUSTED_ALLOW_RULES if self.approval == "untrusted" else [])
-        builtin = [CompiledRule(r, r.name, self.workspace) for r in defaults]
-        # sorted() is stable: at equal priority and severity, user rules come before defaults.
-        self.rules = sorted(user + builtin, key=lambda m: (m.rule.priority, _SEVERITY[m.rule.decision]))
+        # sorted() is stable: at equal priority and severity, user rules come before the defaults.
+        rules = [*user, _EffectRule()]
+        self.rules = sorted(rules, key=lambda m: (m.rule.priority, _SEVERITY[m.rule.decision]))
 
     @classmethod
     def from_settings(cls, policy: PolicySettings, sandbox: SandboxSettings, workspace: Path) -> Policy:
@@ -98,9 +87,9 @@ class Policy:
         return decision
 
     def _builtin(self, call: CallInfo) -> Decision | None:
-        if call.tool not in READ_TOOLS | WRITE_TOOLS:
-            return None
-        writes = call.tool in WRITE_TOOLS
+        """Host-side paths: every path argument a tool declares stays inside the workspace and out of the masks;
+        a file-effect call must not write protected paths or write at all in read-only mode."""
+        writes = call.effect == "file"
         for path in call.all_paths:
             full = resolve_path(path, self.workspace)
             if full != self.workspace and self.workspace not in full.parents:
@@ -140,22 +129,63 @@ class Policy:
 
     def _by_rules(self, call: CallInfo) -> Decision | None:
         for rule in self.rules:
-            if rule.matches(call):
-                reason = rule.rule.justification or f"matched rule {rule.name}"
+            if isinstance(rule, _EffectRule):
+                decision = rule.decide(call)
+                if decision is not None:
+                    return decision
+                continue
+            match = rule.match(call)
+            reason = rule.rule.justification or f"matched rule {rule.name}"
+            if match == "yes":
                 return Decision(rule.rule.decision, rule.name, reason)
+            if match == "maybe":  # only ask and deny rules say maybe: at least ask
+                return Decision("ask", rule.name, f"{reason}; the command computes its program when it runs")
         return None
 
     def _default(self, call: CallInfo) -> Decision:
-        if call.tool in READ_TOOLS | FREE_TOOLS:
+        """What a call's declared effect gets when no rule decided."""
+        effect, untrusted = call.effect, self.approval == "untrusted"
+        if effect == "read":
             return Decision("allow", "default:read", "reads the workspace only")
-        if self.approval == "untrusted":
-            return Decision("ask", "default:untrusted", "approval = untrusted: calls outside the allow list need a yes")
-        if call.tool == "shell":
-            where = "without a sandbox (full-access)" if self.sandbox_mode == "full-access" else "in the sandbox"
-            return Decision("allow", "default:shell", f"runs {where} ({self.sandbox_mode})")
-        if call.tool in WRITE_TOOLS:
+        if effect == "browser":
+            return Decision("allow", "default:browser", "acts in the sandboxed browser")
+        if effect == "external":
+            return Decision("ask", "default:external", f"{call.tool} acts outside the machine or the sandbox")
+        if effect == "file":
+            if untrusted:
+                return Decision("ask", "default:untrusted", "approval = untrusted: file edits need a yes")
             return Decision("allow", "default:workspace-edit", "edits a file inside the workspace")
-        return Decision("ask", "default:other-tool", f"{call.tool} is not covered by any rule")
+        command = call.shell_command
+        if command is None:
+            return Decision("ask", "default:exec", f"{call.tool} runs something the policy cannot read")
+        if untrusted:
+            if command_effect(command).read_only:
+                return Decision("allow", "default:read-only-command", "reads only (cannot execute or write)")
+            return Decision("ask", "default:untrusted", "approval = untrusted: calls outside the allow list need a yes")
+        where = "without a sandbox (full-access)" if self.sandbox_mode == "full-access" else "in the sandbox"
+        return Decision("allow", "default:shell", f"runs {where} ({self.sandbox_mode})")
 
     def _is_sink(self, call: CallInfo) -> bool:
+        if call.effect in _SINK_EFFECTS:
+            return True
         return any(fnmatch.fnmatchcase(call.tool, sink) for sink in self.settings.taint_sinks)
+
+
+class _EffectRule:
+    """The built-in default rules: ask before a command whose effect is irreversible (`effects.py`)."""
+
+    name = "default:effects"
+    rule = Rule(name=name, tool="*", decision="ask", priority=_DEFAULT_PRIORITY)
+
+    def check_examples(self) -> None:
+        """Nothing to check: the effects reader has its own tests."""
+
+    def decide(self, call: CallInfo) -> Decision | None:
+        command = call.shell_command
+        if call.effect != "exec" or command is None:
+            return None
+        finding = command_effect(command).irreversible
+        if finding is None:
+            return None
+        reason = f"{finding.action.reason} ({finding.what})"
+        return Decision("ask", f"default:{finding.action.category}", reason)

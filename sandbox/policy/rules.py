@@ -7,12 +7,16 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from branchwise.sandbox import globs
 from branchwise.sandbox.base import SandboxError
-from branchwise.sandbox.policy.shellwords import command_segments, simple_argv
+from branchwise.sandbox.policy.effects import Effect, command_effect
+from branchwise.sandbox.policy.shellwords import Word, parse, simple_argv
 from branchwise.sandbox.settings import Rule
+
+Match = Literal["yes", "maybe", "no"]
+"""maybe: the command computes its program when it runs, and it could be the one a rule names."""
 
 
 class PolicyError(SandboxError):
@@ -21,12 +25,22 @@ class PolicyError(SandboxError):
 
 @dataclass(frozen=True)
 class CallInfo:
-    """A tool call as the policy sees it."""
+    """A tool call as the policy sees it: the tool's name, its arguments, and what the tool declares about
+    the call (its effect and which arguments are workspace paths, see `tools.base.Tool`)."""
 
     tool: str
     args: dict[str, Any] = field(default_factory=dict)
     command: str | None = None
-    paths: list[str] = field(default_factory=list)
+    paths: list[str] | None = None
+    """The values of the tool's path arguments; None when undeclared (then a `path` argument counts)."""
+    declared: Effect | None = None
+    """The tool's effect for this call; None when undeclared (exec if it carries a command, else external)."""
+
+    @property
+    def effect(self) -> Effect:
+        if self.declared is not None:
+            return self.declared
+        return "exec" if self.shell_command is not None else "external"
 
     @property
     def shell_command(self) -> str | None:
@@ -37,14 +51,14 @@ class CallInfo:
 
     @property
     def all_paths(self) -> list[str]:
-        if self.paths:
+        if self.paths is not None:
             return list(self.paths)
         value = self.args.get("path")
         return [value] if isinstance(value, str) and value else []
 
     def strings(self) -> list[str]:
         """Every string in the call, for taint checks."""
-        found = [s for s in (self.command, *self.paths) if s]
+        found = [s for s in (self.command, *(self.paths or [])) if s]
         _collect_strings(self.args, found)
         return found
 
@@ -71,13 +85,22 @@ class CompiledRule:
         self.validator = _schema_validator(rule.args_schema, name) if rule.args_schema is not None else None
 
     def matches(self, call: CallInfo) -> bool:
+        return self.match(call) == "yes"
+
+    def match(self, call: CallInfo) -> Match:
+        """yes, no, or maybe (the command's program is computed when it runs and could be this rule's)."""
         if not fnmatch.fnmatchcase(call.tool, self.rule.tool):
-            return False
-        if self.rule.argv_prefix is not None and not self._argv_matches(call.shell_command):
-            return False
+            return "no"
+        argv: Match = "yes"
+        if self.rule.argv_prefix is not None:
+            argv = self._argv_matches(call.shell_command)
+            if argv == "no":
+                return "no"
         if self.path_regex is not None and not self._paths_match(call.all_paths):
-            return False
-        return self.validator is None or self.validator.is_valid(call.args)
+            return "no"
+        if self.validator is not None and not self.validator.is_valid(call.args):
+            return "no"
+        return argv
 
     def check_examples(self) -> None:
         """Raise PolicyError when the rule disagrees with one of its own examples."""
@@ -95,17 +118,23 @@ class CompiledRule:
             return CallInfo(tool=self.rule.tool, args={"path": example})
         return CallInfo(tool=self.rule.tool, args={"command": example})
 
-    def _argv_matches(self, command: str | None) -> bool:
+    def _argv_matches(self, command: str | None) -> Match:
         if command is None:
-            return False
+            return "no"
         prefix = self.rule.argv_prefix or []
         if self.rule.decision == "allow":
             # An allow rule vouches for exactly one plain command, never a compound one.
             argv = simple_argv(command)
-            return argv is not None and _exact_prefix(argv, prefix)
-        # Ask and deny look everywhere the command might run the prefix, wrappers included.
-        segments = command_segments(command)
-        return any(_loose_prefix_at(seg, i, prefix) for seg in segments for i in range(len(seg)))
+            return "yes" if argv is not None and _exact_prefix(argv, prefix) else "no"
+        # Ask and deny look everywhere the command might run the prefix: every word of every simple command
+        # (wrappers nobody listed), and every program the effects reader found (after wrappers, in `sh -c`).
+        invocations = [list(words) for words in command_effect(command).invocations]
+        segments = [c.words for c in parse(command).commands] + invocations
+        if any(_loose_prefix_at(seg, i, prefix) for seg in segments for i in range(len(seg))):
+            return "yes"
+        if any(words and not words[0].static and _loose_rest(words, 1, prefix) for words in invocations):
+            return "maybe"
+        return "no"
 
     def _paths_match(self, paths: list[str]) -> bool:
         if not paths or self.path_regex is None:
@@ -122,15 +151,22 @@ def _exact_prefix(argv: list[str], prefix: list[str | list[str]]) -> bool:
     return len(argv) >= len(prefix) and all(_wanted(token, want) for token, want in zip(argv, prefix, strict=False))
 
 
-def _loose_prefix_at(argv: list[str], start: int, prefix: list[str | list[str]]) -> bool:
+def _loose_prefix_at(argv: list[Word], start: int, prefix: list[str | list[str]]) -> bool:
     """Whether argv may run the prefix from `start`, erring towards yes (for ask and deny rules).
 
     The command is matched by its basename. After it, an option the prefix does not name is skipped
     (`git -C dir -c k=v push` runs `git push`), and one without `=` may or may not take the next word
-    as its value (both are tried); a word the shell would expand (`$x`, a backtick) may be anything.
+    as its value (both are tried); a word the shell computes (`$x`, a backtick, a glob) may be anything.
     """
-    if start >= len(argv) or not _wanted(argv[start].rsplit("/", 1)[-1], prefix[0]):
+    if start >= len(argv) or not argv[start].static:
         return False
+    if not _wanted(argv[start].text.rsplit("/", 1)[-1], prefix[0]):
+        return False
+    return _loose_rest(argv, start + 1, prefix)
+
+
+def _loose_rest(argv: list[Word], start: int, prefix: list[str | list[str]]) -> bool:
+    """Whether the words from `start` may carry prefix[1:] (see `_loose_prefix_at`)."""
     seen: set[tuple[int, int]] = set()  # (word, prefix position) pairs already tried: linear, not 2^options
 
     def rest(i: int, k: int) -> bool:
@@ -139,14 +175,14 @@ def _loose_prefix_at(argv: list[str], start: int, prefix: list[str | list[str]])
         if i >= len(argv) or (i, k) in seen:
             return False
         seen.add((i, k))
-        token = argv[i]
-        if (_wanted(token, prefix[k]) or "$" in token or "`" in token) and rest(i + 1, k + 1):
+        word = argv[i]
+        if (_wanted(word.text, prefix[k]) or not word.static) and rest(i + 1, k + 1):
             return True
-        if token.startswith("-") and token != "-":
-            return rest(i + 1, k) or ("=" not in token and rest(i + 2, k))
+        if word.text.startswith("-") and word.text != "-":
+            return rest(i + 1, k) or ("=" not in word.text and rest(i + 2, k))
         return False
 
-    return rest(start + 1, 1)
+    return rest(start, 1)
 
 
 def _wanted(token: str, want: str | list[str]) -> bool:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from branchwise.sandbox.policy.shellwords import command_segments
+from branchwise.sandbox.policy.effects import command_effect
 
 Source = Literal["web", "file", "tool_output", "memory"]
 
@@ -159,7 +159,7 @@ class TaintTracker:
         """Written files that this command text may run: as a command, or with a runner in the same command."""
         if not self._written:
             return set()
-        segments = command_segments(text)
+        segments = [[w.text for w in words] for words in command_effect(text).invocations]
         runner = any(posixpath.basename(token) in _RUNNERS for seg in segments for token in seg)
         found: set[str] = set()
         for seg in segments:

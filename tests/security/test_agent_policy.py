@@ -154,7 +154,9 @@ def test_git_global_options_do_not_slip_past_the_push_rule(cli, repo, command): 
 @pytest.mark.parametrize(("command", "action"), [
     ("git -C sub -c a=b --no-pager push", "ask"), ("git $(echo push) origin", "ask"), ("sub=push; git $sub", "ask"),
     ("npm --prefix pkg publish", "ask"), ("git -C sub status", "allow"), ("git commit -m push", "allow"),
-    ("git log --grep push", "allow"), ("git push-helper", "allow"),
+    ("git log --grep push", "allow"),
+    # Not a built-in subcommand: an alias (maybe defined earlier in the same command) or a git-* program.
+    ("git push-helper", "ask"), ("git config --global alias.p push && git p", "ask"),
 ])  # fmt: skip
 def test_the_push_rule_sees_through_options_but_not_into_arguments(tmp_path, command, action):
     from branchwise.sandbox.policy.engine import CallInfo, Policy

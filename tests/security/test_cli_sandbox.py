@@ -218,8 +218,6 @@ WIDENING = {
     "bwrap": '[sandbox]\nbwrap = "./tools/bwrap"\n',
     "network": '[sandbox]\nnetwork = "on"\n',
     "writable-root": '[sandbox]\nwritable_roots = ["/var/tmp"]\n',
-    "unprotect": '[sandbox]\nprotected = [".git/hooks"]\n',
-    "unmask": "[sandbox]\ndeny_read = []\n",
     "taint-off": "[policy]\ntaint = false\n",
     "allow-rule": '[[policy.rules]]\ntool = "shell"\nargv_prefix = ["git", "push"]\ndecision = "allow"\n',
 }
@@ -241,6 +239,17 @@ def test_a_repository_config_cannot_widen_the_sandbox(cli, repo, tmp_path, name)
         line = one_error_line(res.stderr)
         assert "project config" in line and "a repository may only narrow the sandbox and the policy" in line
     assert not pwned.exists()
+
+
+def test_a_repository_config_cannot_drop_masks_or_protections(cli, repo):
+    # Its security lists add to the user's: an empty deny_read or a short protected list drops nothing.
+    (repo / ".branchwise").mkdir()
+    (repo / ".branchwise" / "config.toml").write_text('[sandbox]\ndeny_read = []\nprotected = [".git/hooks"]\n')
+    res = cli("sandbox", "run", "--", "sh", "-c", "cat /etc/shadow; echo x > .envrc; echo done", cwd=repo)
+    assert res.returncode == 0, res.stderr
+    assert "root:" not in res.stdout and "done" in res.stdout
+    envrc = repo / ".envrc"  # still protected: the sandbox could not create it
+    assert not envrc.exists() or not envrc.read_bytes()
 
 
 def test_a_repository_config_may_narrow_the_sandbox(cli, repo):

@@ -8,7 +8,8 @@ import pytest
 
 from branchwise.sandbox.isolation.cgroups import own_cgroups
 from branchwise.sandbox.isolation.proxy import DomainRules, HostPattern, _parse, normalize_host
-from branchwise.sandbox.policy.shellwords import command_segments, simple_argv, substitutions
+from branchwise.sandbox.policy.effects import command_effect
+from branchwise.sandbox.policy.shellwords import command_segments, simple_argv
 from branchwise.sandbox.policy.taint import indicators
 
 
@@ -55,8 +56,14 @@ def test_simple_argv_and_segments() -> None:
     assert simple_argv("git commit -m 'a; b'") == ["git", "commit", "-m", "a; b"]
     assert simple_argv("a && b") is None
     assert command_segments("a && b | c; d") == [["a"], ["b"], ["c"], ["d"]]
-    assert ["git", "push"] in command_segments('sh -c "cd x; git push"')
-    assert substitutions("echo $(a $(b)) `c` '$(d)'") == ["a $(b)", "c"]
+    assert command_segments("echo $(a $(b)) `c` '$(d)'") == [
+        ["b"],
+        ["a", "$(b)"],
+        ["c"],
+        ["echo", "$(a $(b))", "`...`", "$(d)"],
+    ]
+    invocations = [[w.text for w in words] for words in command_effect('sh -c "cd x; git push"').invocations]
+    assert ["git", "push"] in invocations
 
 
 def test_indicators() -> None:

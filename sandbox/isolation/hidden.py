@@ -1,0 +1,138 @@
+"""What else a sandbox must not see, found on the host: home directories wherever they are, files only root
+may read (a sandbox started by root reads them as root), and the host's Unix sockets.
+
+Homes and root-only files are found once a minute at most (a walk of /etc, /var, /srv, /opt, /mnt, /media
+and /boot, a few thousand entries), sockets for every command (one read of /proc/net/unix).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import pwd
+import stat
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+# Home directories that are system folders, never hidden: hiding /usr/sbin (daemon's "home") would break
+# every command. Anything below these is not a home either.
+_SYSTEM = ("/", "/bin", "/sbin", "/usr", "/lib", "/lib32", "/lib64", "/libx32", "/dev", "/proc", "/sys", "/etc",
+           "/boot", "/nonexistent", "/var", "/var/lib", "/var/cache", "/var/spool", "/var/run", "/opt", "/srv",
+           "/mnt", "/media", "/run", "/tmp")  # fmt: skip
+_BELOW_SYSTEM = ("/usr/", "/bin/", "/sbin/", "/lib", "/dev/", "/proc/", "/sys/", "/etc/", "/boot/", "/nonexistent/")
+# Where root-only files are looked for, and how deep.
+_ROOT_ONLY_TOP = ("/etc", "/var", "/srv", "/opt", "/mnt", "/media", "/boot", "/usr/local/etc")
+_ROOT_ONLY_DEPTH = 6
+_ROOT_ONLY_MAX_ENTRIES = 200_000
+# Package metadata: thousands of public files, and root-only lock files that hold nothing.
+_PUBLIC_TREES = ("/var/lib/dpkg", "/var/lib/apt", "/var/cache/apt", "/var/cache/man", "/etc/alternatives",
+                 "/etc/ssl/certs")  # fmt: skip
+_CACHE_S = 60.0
+
+
+def home_directories() -> list[Path]:
+    """The user's real home ($HOME and the password database's) and every account's home directory that
+    is not a system folder: CI users under /srv, service accounts under /var/lib, backups under /var."""
+    return list(_homes(os.environ.get("HOME", ""), int(time.monotonic() // _CACHE_S)))
+
+
+@functools.lru_cache(maxsize=4)
+def _homes(env_home: str, _epoch: int) -> tuple[Path, ...]:
+    found = {env_home, _own_home()}
+    found.update(entry.pw_dir for entry in _accounts())
+    homes = []
+    for text in sorted(p for p in found if p):
+        path = Path(os.path.normpath(text))
+        if not path.is_absolute() or str(path) in _SYSTEM or str(path).startswith(_BELOW_SYSTEM):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            homes.append(path)
+    return tuple(homes)
+
+
+def _own_home() -> str:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_dir
+    except KeyError:
+        return ""
+
+
+def _accounts() -> list[pwd.struct_passwd]:
+    try:
+        return pwd.getpwall()
+    except OSError:
+        return []
+
+
+def root_only_paths(keep: Iterable[Path]) -> list[Path]:
+    """Files and directories other users may not read, when the sandbox would read them as root (the agent
+    runs as root): each is hidden whole. Folders that hold a path in `keep` (the workspace, writable roots)
+    are searched into instead of hidden."""
+    if os.geteuid() != 0:
+        return []
+    keep = tuple(keep)
+    return [p for p in _root_only(int(time.monotonic() // _CACHE_S)) if not any(_under(k, p) for k in keep)]
+
+
+@functools.lru_cache(maxsize=1)
+def _root_only(_epoch: int) -> tuple[Path, ...]:
+    found: list[Path] = []
+    budget = [_ROOT_ONLY_MAX_ENTRIES]
+    for top in _ROOT_ONLY_TOP:
+        _walk(Path(top), 0, found, budget)
+    return tuple(found)
+
+
+def _walk(directory: Path, depth: int, found: list[Path], budget: list[int]) -> None:
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        budget[0] -= 1
+        if budget[0] < 0:
+            return
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        path = Path(entry.path)
+        if entry.path in _PUBLIC_TREES:
+            continue
+        if stat.S_ISLNK(st.st_mode) or stat.S_ISSOCK(st.st_mode):
+            continue  # a link is judged at its target; sockets are masked per command
+        if stat.S_ISDIR(st.st_mode):
+            if st.st_mode & 0o005 != 0o005:
+                found.append(path)  # others may not list or enter it: hide all of it
+            elif depth < _ROOT_ONLY_DEPTH:
+                _walk(path, depth + 1, found, budget)
+        elif not st.st_mode & 0o004:
+            found.append(path)
+
+
+def host_unix_sockets() -> list[Path]:
+    """Paths of the Unix sockets bound on this machine (as the agent's and init's network namespaces list
+    them): connecting to one needs only its path, whatever network namespace the caller is in."""
+    paths: set[str] = set()
+    for listing in ("/proc/self/net/unix", "/proc/1/net/unix"):
+        try:
+            text = Path(listing).read_text(errors="replace")
+        except OSError:
+            continue
+        for line in text.splitlines()[1:]:
+            fields = line.split(None, 7)
+            if len(fields) == 8 and fields[7].startswith("/"):
+                paths.add(fields[7])
+    sockets = []
+    for text in sorted(paths):
+        try:
+            if stat.S_ISSOCK(os.lstat(text).st_mode):
+                sockets.append(Path(text))
+        except OSError:
+            continue  # gone, or bound with a name that no longer exists
+    return sockets
+
+
+def _under(path: Path, parent: Path) -> bool:
+    return path == parent or parent in path.parents
