@@ -7,6 +7,7 @@ import os
 import selectors
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,20 @@ from branchwise.sandbox.base import BackgroundProcess, ExecResult, KillReason, O
 _DRAIN_GRACE_S = 0.2
 # After the foreground part reported its status while background processes go on: output still in flight.
 _DETACH_GRACE_S = 0.1
+
+
+# Process groups of the commands run_capped is waiting for, so another thread can stop them (kill_running).
+_running: set[int] = set()
+_running_lock = threading.Lock()
+
+
+def kill_running() -> None:
+    """Kill every command that is running in the foreground now (an interrupt from another thread, e.g. the
+    REPL's Ctrl-C); each returns as a command killed by SIGKILL."""
+    with _running_lock:
+        groups = list(_running)
+    for pid in groups:
+        kill_group(pid)
 
 
 @dataclass
@@ -111,6 +126,8 @@ def run_capped(
         close_fds=True,
     )
     adopted: BackgroundProcess | None = None
+    with _running_lock:
+        _running.add(proc.pid)
     try:
         if stdin is not None and proc.stdin is not None:
             _write_stdin(proc.stdin, stdin)
@@ -124,6 +141,8 @@ def run_capped(
                 code = status if status is not None else exit_code_of(proc.returncode or 0)
                 adopted = detach.adopt(proc, code)
     finally:
+        with _running_lock:
+            _running.discard(proc.pid)
         if adopted is None:
             kill_group(proc.pid)
             if proc.stdout is not None:
