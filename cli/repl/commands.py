@@ -72,7 +72,9 @@ def _tree(repl: Repl, arg: str) -> None:
         marks = dict.fromkeys(inbox.pruned, "pruned")
         if inbox.picked is not None:
             marks[inbox.picked] = "picked"
-        repl.view.show(repl.view.tree_text(marks))
+        from rich.text import Text
+
+        repl.view.show(Text(repl.view.tree_text(marks)))
         if inbox.applied:
             repl.view.markup("[dim]steering: " + "; ".join(inbox.applied[-5:]) + "[/]")
         return
