@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import threading
 
+from branchwise.sandbox.isolation import process
 from branchwise.sandbox.isolation.process import kill_running
 
 _requested = threading.Event()
+process.stop_requested = _requested.is_set  # a command started just after a request is stopped too
 
 
 def request() -> None:

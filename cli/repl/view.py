@@ -65,6 +65,8 @@ class LiveView:
         self.run_cost = 0.0
         self.partial = ""
         """The line being streamed in, not yet complete."""
+        self.running = ""
+        """The tool call that is running now (shown live until its result comes)."""
         self.calls: dict[int, list[str]] = {}
         self.nodes: dict[int, TreeNode] = {}
         self.chosen: int | None = None
@@ -109,7 +111,7 @@ class LiveView:
     def on_run_started(self, e: Any) -> None:
         self.model, self.state, self.step = e.model, "running", 0
         self.strategy = str((e.config.get("search") or {}).get("strategy", "none"))
-        self.nodes, self.chosen, self.calls = {}, None, {}
+        self.nodes, self.chosen, self.calls, self.running = {}, None, {}, ""
         self.run_tokens, self.run_cost = (0, 0), 0.0
         sandbox = e.sandbox
         where = f"{sandbox.get('kind')} {sandbox.get('mode', '')}, network {sandbox.get('network', '?')}"
@@ -136,6 +138,8 @@ class LiveView:
         if self.calls:
             name, args = self.calls[max(self.calls)]
             return f"→ {name} {args[-60:]}"
+        if self.running:
+            return f"⋯ running {self.running}"
         return ""
 
     def on_model_reply(self, e: Any) -> None:
@@ -154,8 +158,12 @@ class LiveView:
 
     def on_tool_call(self, e: Any) -> None:
         self._pending_call = e.call
+        args = e.call.arguments or {}
+        detail = str(args.get("command") or args.get("path") or args.get("summary") or "")
+        self.running = f"{e.call.name}: {detail.strip().splitlines()[0] if detail.strip() else ''}"
 
     def on_tool_result(self, e: Any) -> None:
+        self.running = ""
         call = getattr(self, "_pending_call", None)
         call = call if call is not None and call.id == e.call_id else None
         self.show(tool_panel(e, call, self.width()))
