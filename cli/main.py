@@ -522,7 +522,21 @@ def _exit(code: int) -> None:
 def main() -> None:
     """Console-script entry point: user errors are one line and an exit code, never a traceback."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    if not sys.argv[1:]:  # bare `branchwise`: straight to the REPL, without building every command's parser
+        sys.exit(_bare())
     sys.exit(run_app(sys.argv[1:]))
+
+
+def _bare() -> int:
+    """`branchwise` with no arguments, with run_app's error handling."""
+    from branchwise.cli.repl import start
+
+    try:
+        return start(cd=None, flags={}, resume=None, vi=False, full_access=False, no_git=False)
+    except KeyboardInterrupt:
+        return _fail([], "interrupted", 130)
+    except Exception as exc:
+        return _fail([], *_describe(exc))
 
 
 def run_app(argv: list[str]) -> int:

@@ -496,9 +496,10 @@ class Repl:
         return FormattedText([("class:bottom-toolbar", text[: max(10, width - 1)])])
 
     def banner(self) -> None:
+        """Plain ANSI, not rich: nothing more is imported before the prompt shows."""
         where = str(self.workspace) if self.workspace else f"{Path.cwd()} (not a git repository)"
-        self.note(f"[bold]branchwise[/] · {_esc(where)}\n[dim]type a task · /help for commands · @path attaches a "
-                  "file · Ctrl-C stops a step, twice exits[/]")  # fmt: skip
+        self._write(f"\x1b[1mbranchwise\x1b[0m · {inert(where, one_line=True)}\n\x1b[2mtype a task · /help for "
+                    "commands · @path attaches a file · Ctrl-C stops a step, twice exits\x1b[0m\n")  # fmt: skip
 
     def note(self, markup: str) -> None:
         self.view.markup(markup)
@@ -560,11 +561,18 @@ class Repl:
             return InMemoryHistory()
 
     def _warm_up(self) -> None:
-        """Once the prompt is up: load the configuration and the agent, then litellm, in the background."""
+        """Once the prompt is drawn: load the configuration and the agent, then litellm, in the background (not
+        before: the import would compete with the first drawing)."""
         if self._warmed:
             return
         self._warmed = True
-        threading.Thread(target=self._load, name="branchwise-warm-up", daemon=True).start()
+        app = self.prompt.app
+
+        def drawn(_: object) -> None:
+            app.after_render -= drawn
+            threading.Thread(target=self._load, name="branchwise-warm-up", daemon=True).start()
+
+        app.after_render += drawn
 
     def _load(self) -> None:
         try:

@@ -164,6 +164,8 @@ class LiveView:
 
     def on_tool_result(self, e: Any) -> None:
         self.running = ""
+        if e.name == "finish" and not e.is_error:
+            return  # the run's ending says it
         call = getattr(self, "_pending_call", None)
         call = call if call is not None and call.id == e.call_id else None
         self.show(tool_panel(e, call, self.width()))
@@ -246,8 +248,12 @@ class LiveView:
         search = self.strategy
         if self.nodes:
             search += f" {len(self.nodes)} nodes"
-        return (f" {self.model} │ step {self.step} │ {_tokens(prompt + completion)} tok │ "
-                f"${t.cost_usd + self.run_cost:.4f} │ search {search} │ {self.state} ")  # fmt: skip
+        model = self.model
+        if model.startswith("scripted:"):  # the file's name is enough here
+            model = "scripted:" + model.rsplit("/", 1)[-1]
+        # The model last: at 80 columns a long name is what gets cut, not the figures.
+        return (f" step {self.step} │ {_tokens(prompt + completion)} tok │ ${t.cost_usd + self.run_cost:.4f} │ "
+                f"search {search} │ {self.state} │ {model} ")  # fmt: skip
 
     def tree_text(self, marks: dict[int, str] | None = None) -> str:
         """The search tree as indented lines: id, action, reward, status (chosen and steered nodes marked)."""

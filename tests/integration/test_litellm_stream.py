@@ -60,7 +60,9 @@ def test_a_slow_stream_arrives_piece_by_piece_and_a_stop_abandons_it(server):
     started = time.monotonic()
     try:
         with pytest.raises(KeyboardInterrupt):
-            model.query_stream([{"role": "user", "content": "hi"}], [], on_delta=lambda d: seen.append(time.monotonic()))
+            model.query_stream(
+                [{"role": "user", "content": "hi"}], [], on_delta=lambda d: seen.append(time.monotonic())
+            )
     finally:
         cancel.clear()
     assert time.monotonic() - started < 8  # the whole stream would take 10 s

@@ -300,3 +300,16 @@ def _plain(text: str) -> str:
     import re
 
     return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def test_nothing_heavy_is_imported_before_the_prompt():
+    import json
+    import subprocess
+    import sys
+
+    probe = ("import json, sys, branchwise.cli.main, branchwise.cli.repl.app; "
+             "print(json.dumps(sorted(sys.modules)))")  # fmt: skip
+    loaded = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                       check=True).stdout)  # fmt: skip
+    heavy = [m for m in loaded if m.split(".")[0] in ("litellm", "pydantic", "rich", "yaml", "git")]
+    assert "prompt_toolkit" in loaded and not heavy and not [m for m in loaded if m.startswith("branchwise.agent")]
