@@ -59,6 +59,7 @@ def test_streamed_text_from_the_local_server_appears_as_it_arrives(terminal, rep
                 stream_delay=0.08,
             ),
             reply(tool_calls=[{"name": "finish", "arguments": {"summary": "Said hello."}}]),
+            reply(tool_calls=[{"name": "finish", "arguments": {"summary": "Said it again."}}]),
         )
         env = {"BRANCHWISE_LLM_API_BASE": server.base_url, "NO_PROXY": "127.0.0.1,localhost",
                "BRANCHWISE_LLM_RETRY_BACKOFF_S": "0.05"}  # fmt: skip
@@ -77,6 +78,10 @@ def test_streamed_text_from_the_local_server_appears_as_it_arrives(terminal, rep
         assert partial, history
         assert text in history and "print('hi')" in history  # the tool result panel
         assert server.chat_requests[0]["body"].get("stream") is True
+        term.type("say it once more")  # the same session: the second task is told about the first
+        term.wait_for(r"completed: Said it again\.", timeout=60)
+        system = server.chat_requests[-1]["body"]["messages"][0]["content"]
+        assert "Earlier in this interactive session" in system and "say hello" in system and "Said hello." in system
         _exit(term)
 
 
@@ -181,4 +186,34 @@ def test_layout_holds_at_80_and_160_columns(terminal, repo, tmp_path, width):
     )  # the toolbar, on one line
     if os.environ.get("BRANCHWISE_CAPTURE_DIR"):  # how the README's captures are made
         (Path(os.environ["BRANCHWISE_CAPTURE_DIR"]) / f"repl-{width}.txt").write_text(screen)
+    assert (repo / "app.py").read_text() == "print('hello, world')\n"
+    term.type("/diff")
+    term.wait_for(r"diff --git a/app.py b/app.py", timeout=30)
+    term.type("/undo")
+    term.wait_for(r"restored the working tree", timeout=30)
+    assert (repo / "app.py").read_text() == "print('hi')\n"  # back to before the task
     _exit(term)
+
+
+def test_sigterm_saves_the_running_task_and_exits_130(terminal, repo, tmp_path):
+    script = write_script(tmp_path / "r.yaml", [shell("sleep 120"), finish("never")])
+    term = terminal("-m", f"scripted:{script}")
+    term.type("wait a long time")
+    term.wait_for(r"running shell: sleep 120", timeout=60)
+    pids = subprocess.run(["pgrep", "-f", f"scripted:{script}"], capture_output=True, text=True).stdout.split()
+    argvs = {p: Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0") for p in pids}
+    (main_pid,) = [p for p, argv in argvs.items() if any(a.endswith(b"bin/branchwise") for a in argv[:2])]
+    subprocess.run(["kill", "-TERM", main_pid], check=True)
+    term.wait_for(r"EXITED=130", timeout=60)
+    (run_dir,) = (repo / ".branchwise" / "runs").iterdir()
+    last = json.loads((run_dir / "events.jsonl").read_text().splitlines()[-1])
+    assert last["type"] == "run_finished" and last["status"] == "interrupted"
+
+
+def test_bare_branchwise_without_a_terminal_runs_the_task_from_stdin(cli, repo, tmp_path):
+    script = write_script(tmp_path / "r.yaml", [shell("echo from-stdin-task"), finish("Ran headless.")])
+    res = cli("-m", f"scripted:{script}", cwd=repo, input="echo something\n")
+    assert res.returncode == 0, res.stderr
+    assert "status: completed" in res.stdout and "Ran headless." in res.stdout
+    res = cli(cwd=repo, input="")
+    assert res.returncode == 2 and "no task given" in res.stderr
