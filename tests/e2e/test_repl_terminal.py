@@ -176,14 +176,14 @@ def test_layout_holds_at_80_and_160_columns(terminal, repo, tmp_path, width):
     term = terminal("-m", f"scripted:{script}", width=width, height=40)
     term.type("make app.py greet the world")
     term.wait_for(r"completed: Greets the whole world now\.", timeout=60)
+    toolbar = r"step \d+ │ .* tok │ \$0\.0000 │ search none │ idle │ scripted:r.yaml"
+    term.wait_for(toolbar, timeout=10)  # the toolbar, on one line, redrawn after the run
     screen = term.screen()
     lines = screen.splitlines()
     assert all(len(line) <= width for line in lines)
     panel_edges = [line for line in lines if line.startswith(("╭", "╰"))]
     assert panel_edges and all(len(line.rstrip()) == width for line in panel_edges)  # panels fill the width, no more
-    assert re.search(
-        r"step \d+ │ .* tok │ \$0\.0000 │ search none │ idle │ scripted:r.yaml", screen
-    )  # the toolbar, on one line
+    assert re.search(toolbar, screen)
     if os.environ.get("BRANCHWISE_CAPTURE_DIR"):  # how the README's captures are made
         (Path(os.environ["BRANCHWISE_CAPTURE_DIR"]) / f"repl-{width}.txt").write_text(screen)
     assert (repo / "app.py").read_text() == "print('hello, world')\n"
