@@ -320,9 +320,7 @@ class Repl:
                     finished = session.run(task, plan_only=plan_only)
             finally:
                 session.memory.close()
-            self.last_run_id = finished.run_id
-            if finished.error:
-                self.note(f"[red]error:[/] {_esc(finished.error)}")
+            self.last_run_id = finished.run_id  # (an error is shown with the run's ending)
             if plan_only and self.view.last_plan:
                 self.plan_draft = (task, self.view.last_plan)
                 self.note("run this plan? [bold]y[/]es · [bold]e[/]dit · [bold]n[/]o")

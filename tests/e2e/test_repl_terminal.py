@@ -217,3 +217,43 @@ def test_bare_branchwise_without_a_terminal_runs_the_task_from_stdin(cli, repo, 
     assert "status: completed" in res.stdout and "Ran headless." in res.stdout
     res = cli(cwd=repo, input="")
     assert res.returncode == 2 and "no task given" in res.stderr
+
+
+def test_esc_stops_the_step_too(terminal, repo, tmp_path):
+    script = write_script(tmp_path / "r.yaml", [shell("sleep 120"), finish("never")])
+    term = terminal("-m", f"scripted:{script}")
+    term.type("wait")
+    term.wait_for(r"running shell: sleep 120", timeout=60)
+    term.key("Escape")
+    term.wait_for(r"interrupted: interrupted by the user", timeout=30)
+    _exit(term)
+
+
+def test_plan_is_shown_edited_and_accepted_before_it_runs(terminal, repo, tmp_path):
+    plan = {"tool_calls": [{"name": "submit_plan", "arguments": {"subgoals": [
+        {"title": "Look around", "done_question": "Is it clear?"}, {"title": "Write notes"}]}}]}  # fmt: skip
+    script = write_script(tmp_path / "r.yaml", [plan, shell("echo planned > notes.txt")])
+    term = terminal("-m", f"scripted:{script}", env={"BRANCHWISE_PLANNER_ENABLED": "true"})
+    term.type("/plan take notes")
+    term.wait_for(r"run this plan\? \[y/e/n\]", timeout=60)
+    assert not (repo / "notes.txt").exists()  # nothing ran yet
+    term.type("e")
+    term.wait_for(r"edit the plan › Look around", timeout=30)
+    for key in ("C-a", "C-k", "BSpace", "C-a", "C-k"):  # emacs keys: empty the second line, join, empty the first
+        term.key(key)
+    term.type("Write notes.txt :: test -f notes.txt")
+    history = term.wait_for(r"completed: completed the plan: Write notes\.txt", timeout=60)
+    assert "✓ check test -f notes.txt" in history and "Look around" not in history.split("edit the plan")[1]
+    assert (repo / "notes.txt").read_text() == "planned\n"
+    _exit(term)
+
+
+def test_resume_continues_from_a_saved_run(cli, terminal, repo, tmp_path):
+    script = write_script(tmp_path / "r.yaml", [finish("First part done.")])
+    res = cli("run", "do the first part", "-m", f"scripted:{script}", cwd=repo)
+    assert res.returncode == 0, res.stderr
+    term = terminal("--resume", "-m", f"scripted:{script}")
+    term.wait_for(r"resumed run \S+: do the first part → completed: First part done\.", timeout=30)
+    term.type("/resume no-such-run")
+    term.wait_for(r"error: no single run matches 'no-such-run'", timeout=30)
+    _exit(term)
