@@ -313,3 +313,23 @@ def test_nothing_heavy_is_imported_before_the_prompt():
                                        check=True).stdout)  # fmt: skip
     heavy = [m for m in loaded if m.split(".")[0] in ("litellm", "pydantic", "rich", "yaml", "git")]
     assert "prompt_toolkit" in loaded and not heavy and not [m for m in loaded if m.startswith("branchwise.agent")]
+
+
+def test_a_pasted_block_is_one_message(tmp_path):
+    repo = make_repo(tmp_path / "r", {"a": "a"})
+    with create_pipe_input() as inp:
+        repl, lines = _repl(repo, tmp_path, inp)
+        seen: list[str] = []
+        repl.start_task = lambda task, **kw: seen.append(task)  # type: ignore[method-assign]
+        # bracketed paste: the newlines inside are text, not Enter
+        inp.send_text("\x1b[200~first pasted line\rsecond pasted line\x1b[201~\r")
+        inp.send_text("/exit\r")
+        repl.run()
+    assert seen == ["first pasted line\nsecond pasted line"]
+
+
+def test_vi_mode_is_an_option(tmp_path):
+    from prompt_toolkit.enums import EditingMode
+
+    repl = Repl(ReplOptions(cd=tmp_path, vi=True, history=tmp_path / "h"), output=DummyOutput(), write=print)
+    assert repl.prompt.editing_mode == EditingMode.VI
