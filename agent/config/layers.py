@@ -98,8 +98,8 @@ def check_repository_layer(layer: Layer, below: list[Layer], root: Path) -> None
     problems += _files_outside(layer, root)
     if problems:
         raise ConfigError(
-            f"{layer.label}: {problems[0]}; a repository may only narrow the sandbox, the policy and the spending limits, may not "
-            "choose where your API key goes and may only name its own files, "
+            f"{layer.label}: {problems[0]}; a repository may only narrow the sandbox, the policy and the spending "
+            "limits, may not choose where your API key goes and may only name its own files, "
             "so set this in your user config, a BRANCHWISE_* variable or on the command line"
         )
 

@@ -45,6 +45,7 @@ SHADOW_CONFIG: tuple[tuple[str, str], ...] = (
     ("index.version", "4"),
     ("advice.addEmbeddedRepo", "false"),
     ("submodule.recurse", "false"),
+    ("diff.ignoreSubmodules", "all"),  # never look inside another repository (its config could run things)
     ("diff.noprefix", "false"),
     ("diff.mnemonicPrefix", "false"),
     ("diff.renames", "false"),

@@ -299,8 +299,7 @@ class ShadowGitWorkspace:
             self._nested |= no_commit
         # A nested repository with a commit was added as a gitlink ("add 'sub/'", or "add 'sub'" when
         # it replaced a file): the added path is a directory. Take it back out of the index.
-        added = (line[5:-1].rstrip(b"/") for line in proc.stdout.split(b"\n") if line.startswith(b"add '"))
-        gitlinks = {p for p in map(os.fsdecode, added) if is_nested_repo(self.root / p)}
+        gitlinks = {p for p in map(os.fsdecode, _verbose_paths(proc.stdout)) if is_nested_repo(self.root / p)}
         if gitlinks:
             paths = b"".join(os.fsencode(p) + b"\0" for p in sorted(gitlinks))
             self._git.run("update-index", "--force-remove", "-z", "--stdin", stdin=paths)
@@ -368,3 +367,17 @@ def _write_if_changed(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
     tmp.write_text(text)
     tmp.replace(path)
+
+
+def _verbose_paths(out: bytes) -> list[bytes]:
+    """The paths of `git add --verbose` ("add 'PATH'" records), read so that a name holding a newline or a quote
+    still comes out whole: every way of cutting the output at "'\\n" that ends a record is offered."""
+    paths: list[bytes] = []
+    for start in (m.end() for m in re.finditer(rb"(?:^|\n)add '", out)):
+        end = out.find(b"'\n", start)
+        while end != -1:
+            paths.append(out[start:end].rstrip(b"/"))
+            if out.startswith((b"add '", b"remove '"), end + 2):
+                break
+            end = out.find(b"'\n", end + 1)
+    return paths

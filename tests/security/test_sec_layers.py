@@ -75,7 +75,8 @@ def test_narrowing_is_still_allowed(layout):
     )
     layout["project"].write_text('[sandbox]\nmode = "read-only"\nallowed_domains = ["pypi.org"]\n'
                                  '[sandbox.limits]\npids_max = 64\n[policy]\napproval = "untrusted"\n'
-                                 '[tools]\noutput_limit_bytes = 5000\n[limits]\nmax_cost_usd = 1.0\nmax_tokens = 9000\n')  # fmt: skip
+                                 '[tools]\noutput_limit_bytes = 5000\n'
+                                 '[limits]\nmax_cost_usd = 1.0\nmax_tokens = 9000\n')  # fmt: skip
     config = load(layout).config
     assert (config.limits.max_cost_usd, config.limits.max_tokens) == (1.0, 9000)
     assert (config.sandbox.mode, config.sandbox.allowed_domains, config.sandbox.limits.pids_max) == (
