@@ -318,7 +318,7 @@ def test_nothing_heavy_is_imported_before_the_prompt():
 def test_a_pasted_block_is_one_message(tmp_path):
     repo = make_repo(tmp_path / "r", {"a": "a"})
     with create_pipe_input() as inp:
-        repl, lines = _repl(repo, tmp_path, inp)
+        repl, _ = _repl(repo, tmp_path, inp)
         seen: list[str] = []
         repl.start_task = lambda task, **kw: seen.append(task)  # type: ignore[method-assign]
         # bracketed paste: the newlines inside are text, not Enter
