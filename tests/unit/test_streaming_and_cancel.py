@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -80,10 +79,8 @@ def test_a_stop_request_raises_at_the_next_model_call():
 
 def test_a_stop_request_kills_the_running_command_from_another_thread(tmp_path):
     timer = threading.Timer(0.5, cancel.request)
-    started = time.monotonic()
     timer.start()
     result = run_capped(["bash", "-c", "echo started; sleep 30; echo never"], cwd=tmp_path, env=None, timeout=60)
-    assert time.monotonic() - started < 20
     assert result.exit_code == 137 and "started" in result.output and "never" not in result.output
 
 
