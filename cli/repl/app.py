@@ -30,9 +30,10 @@ from prompt_toolkit.styles import Style
 from branchwise.cli.render.inert import inert
 from branchwise.cli.render.output import Output
 from branchwise.cli.repl import commands as C
+from branchwise.cli.repl.asking import Approvals, Plans, Question
 from branchwise.cli.repl.complete import ReplCompleter, attach_mentions
 from branchwise.cli.repl.conversation import Conversation
-from branchwise.cli.repl.view import LiveView, call_diff, diff_text
+from branchwise.cli.repl.view import LiveView
 
 STYLE = Style.from_dict({
     "bottom-toolbar": "noreverse bg:#303030 #d0d0d0",
@@ -56,16 +57,6 @@ class ReplOptions:
     no_git: bool = False
     history: Path | None = None
     """Where the input history is kept (default: per repository, under the XDG state directory)."""
-
-
-@dataclass
-class Question:
-    """An approval the worker waits for."""
-
-    call: Any
-    decision: Any
-    done: threading.Event = field(default_factory=threading.Event)
-    answer: bool = False
 
 
 class _Stream:
@@ -113,7 +104,7 @@ class ReplOutput(Output):
         self.repl.note(f"[yellow]warning:[/] {_esc(message)}")
 
 
-class Repl:
+class Repl(Approvals, Plans):
     """One interactive session: a prompt, a worker for the running task, and the conversation between tasks."""
 
     def __init__(self, options: ReplOptions, *, input: Any = None, output: Any = None, write: Any = None) -> None:
@@ -340,132 +331,6 @@ class Repl:
                 self.worker = None
                 self.start_task(nxt)
 
-    # -- approvals (asked from the worker thread, answered at the prompt)
-
-    def approve(self, call: Any, decision: Any) -> bool:
-        from branchwise.agent import cancel
-
-        key = _always_key(call, decision)
-        if key in self.always:
-            self.note(f"[dim]approved ({_esc(decision.rule)}, always for this session)[/]")
-            return True
-        self.view.show(self.approval_panel(call, decision))
-        question = Question(call, decision)
-        self.question = question
-        self.invalidate()
-        while not question.done.wait(0.1):
-            if cancel.requested() or self.terminated:
-                self.question = self.editing = None
-                return False
-        return question.answer
-
-    def approval_panel(self, call: Any, decision: Any) -> Any:
-        from rich.console import Group
-        from rich.panel import Panel
-        from rich.text import Text
-
-        args = call.arguments or {}
-        parts: list[Any] = [Text(f"{decision.reason}", style="yellow"), Text(f"rule: {decision.rule}", style="dim")]
-        if call.name in ("create", "str_replace", "insert"):
-            parts.append(diff_text(call_diff(call, self._read)))
-        else:
-            what = str(args.get("command") or args.get("path") or call.raw_arguments or args)
-            parts.append(Text("\n".join(f"│ {line}" for line in inert(what).split("\n")), style="bold"))
-        parts.append(Text("[y]es  [n]o  [a]lways (this session)  [e]dit", style="bold"))
-        return Panel(Group(*parts), title=f"approve {call.name}?", title_align="left", border_style="yellow")
-
-    def _read(self, path: str) -> str | None:
-        from branchwise.sandbox.base import SandboxError
-        from branchwise.sandbox.workspace.safefs import WorkspaceFS
-
-        if self.workspace is None:
-            return None
-        try:
-            return WorkspaceFS(self.workspace, hidden=self.hidden).read_bytes(path, truncate=True).decode(
-                "utf-8", errors="replace")  # fmt: skip
-        except (SandboxError, OSError):
-            return None
-
-    def _answer(self, text: str) -> None:
-        question = self.question
-        assert question is not None
-        answer = text.strip().lower()
-        if answer in ("e", "edit"):
-            if not isinstance((question.call.arguments or {}).get("command"), str):
-                self.note("only a command can be edited here; answer y, n or a")
-                return
-            self.question, self.editing = None, question
-            return
-        if answer not in ("y", "yes", "a", "always", "n", "no", ""):
-            self.note("answer y (yes), n (no), a (always, for this session) or e (edit the command)")
-            return
-        if answer in ("a", "always"):
-            self.always.add(_always_key(question.call, question.decision))
-        question.answer = answer in ("y", "yes", "a", "always")
-        self.note("[green]approved[/]" if question.answer else "[yellow]refused[/]")
-        self.question = None
-        question.done.set()
-
-    def _edited(self, text: str) -> None:
-        question = self.editing
-        assert question is not None
-        self.editing = None
-        if text.strip():
-            question.call.arguments = {**(question.call.arguments or {}), "command": text}
-            question.call.raw_arguments = None
-            question.answer = True
-            self.note(f"[green]approved as edited:[/] {_esc(text)}")
-        else:
-            self.note("[yellow]refused[/] (empty command)")
-        question.done.set()
-
-    # -- plans
-
-    def plan_text(self, subgoals: list[dict[str, Any]]) -> str:
-        lines = ["[bold]plan[/]"]
-        for i, sub in enumerate(subgoals, 1):
-            check = f" [dim]done when: {_esc(sub['done_check'])}[/]" if sub.get("done_check") else ""
-            lines.append(f"  {i}. {_esc(sub['title'])}{check}")
-        return "\n".join(lines)
-
-    def _plan_answer(self, answer: str) -> None:
-        assert self.plan_draft is not None
-        task, subgoals = self.plan_draft
-        if answer in ("y", "yes"):
-            self.plan_draft = None
-            self.start_task(task, plan=subgoals)
-        elif answer in ("e", "edit"):
-            self.plan_editing = True
-            self.note("[dim]one subgoal a line: TITLE, or TITLE :: DONE-CHECK; Alt-Enter for a new line[/]")
-        else:
-            self.plan_draft = None
-            self.note("plan dropped")
-
-    def _plan_edited(self, text: str) -> None:
-        assert self.plan_draft is not None
-        task, _ = self.plan_draft
-        self.plan_editing, self.plan_draft = False, None
-        subgoals = []
-        for line in text.splitlines():
-            title, _, check = line.strip().lstrip("0123456789.) ").partition("::")
-            if title.strip():
-                sub: dict[str, Any] = {"title": title.strip()}
-                if check.strip():
-                    sub["done_check"] = check.strip()
-                subgoals.append(sub)
-        if not subgoals:
-            self.note("the plan is empty: dropped")
-            return
-        self.start_task(task, plan=subgoals)
-
-    def default_text(self) -> str:
-        if self.editing is not None:
-            return str((self.editing.call.arguments or {}).get("command", ""))
-        if self.plan_editing and self.plan_draft is not None:
-            return "\n".join(s["title"] + (f" :: {s['done_check']}" if s.get("done_check") else "")
-                             for s in self.plan_draft[1])  # fmt: skip
-        return ""
-
     # -- drawing
 
     def message(self) -> FormattedText:
@@ -607,13 +472,6 @@ def history_path(workspace: Path) -> Path:
     base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
     digest = hashlib.sha256(str(workspace.resolve()).encode()).hexdigest()[:16]
     return base / "branchwise" / "history" / f"{workspace.name[:40]}-{digest}"
-
-
-def _always_key(call: Any, decision: Any) -> tuple[str, str, str]:
-    """What "always" approves: this tool, under this rule, for this program (a command's first word)."""
-    command = (call.arguments or {}).get("command")
-    program = command.split()[0] if isinstance(command, str) and command.split() else ""
-    return (call.name, decision.rule, program)
 
 
 def _stdout_write(text: str) -> None:
