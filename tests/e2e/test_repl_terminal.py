@@ -253,7 +253,7 @@ def test_resume_continues_from_a_saved_run(cli, terminal, repo, tmp_path):
     res = cli("run", "do the first part", "-m", f"scripted:{script}", cwd=repo)
     assert res.returncode == 0, res.stderr
     term = terminal("--resume", "-m", f"scripted:{script}")
-    term.wait_for(r"resumed run \S+: do the first part → completed: First part done\.", timeout=30)
+    term.wait_for(r"resumed run \S+: do the first part → completed: First part\s+done\.", timeout=30)
     term.type("/resume no-such-run")
-    term.wait_for(r"error: no single run matches 'no-such-run'", timeout=30)
+    term.wait_for(r"error: no single run matches\s+.no-such-run.", timeout=30)
     _exit(term)
