@@ -46,6 +46,7 @@ from branchwise.sandbox.base import Sandbox, SandboxError
 from branchwise.sandbox.workspace.safefs import WorkspaceFS
 from branchwise.sandbox.workspace.snapshots import ShadowGitWorkspace
 from branchwise.tools import ToolBox, ToolContext, default_tools
+from branchwise.tools.browser import attach_browser, outside_state
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class Session:
             deadline=self.budget.deadline,
         )
         self.toolbox = ToolBox(default_tools())
+        self.browser = attach_browser(self.config.browser, self.toolbox, self.ctx, self.run_dir / "browser")
         self.gate = make_gate(self.config, self.workspace, self.bus, approver=self.approver, tools=self.toolbox)
 
         self.egress = EgressRecorder(self.sandbox, self.bus)
@@ -258,7 +260,7 @@ class Session:
             toolbox=self.toolbox,
             tools=self.ctx,
             bus=self.bus,
-            workspace=self.snapshots,
+            workspace=outside_state(self.snapshots, self.toolbox, self.ctx, self.browser),
             budget=self.budget,
             condense=condense,
             checker=Checker(
