@@ -182,6 +182,9 @@ class Session:
     ) -> RunFinished:
         """The run's last event: its end snapshot taken, and a verified result committed on a branch."""
         try:
+            # Background processes end with the run; while one ran, bwrap's mount-point files for missing
+            # protected paths (.envrc, .vscode, ...) had to stay, and must not get into the end snapshot.
+            self.sandbox.stop_background()
             self.end_snapshot = self.snapshots.snapshot("end") if self.start_snapshot else None
         except SandboxError:
             self.end_snapshot = None

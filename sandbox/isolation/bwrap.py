@@ -249,14 +249,18 @@ class BwrapSandbox:
         *,
         extra: Sequence[str] = (),
         protect: bool = True,
+        read_only: bool = False,
     ) -> tuple[list[str], list[Path]]:
         """bwrap's flags for one command (all but the per-launch fds), and the mount-point files bwrap will
-        create for missing protected paths."""
+        create for missing protected paths. `read_only`: the workspace and writable roots are bound read-only
+        (no protected-path mounts needed, so none are left behind)."""
         if not argv or any("\0" in arg for arg in argv):
             raise SandboxError("empty command, or an argument with a NUL byte")
         created: list[Path] = []
         binds = command_mask_args(self.settings, self.workspace) if protect else []
-        if protect and self.settings.mode == "workspace-write":
+        if read_only:
+            binds = [*_read_only_binds(self._static, self.workspace, self.settings.writable_roots), *binds]
+        elif protect and self.settings.mode == "workspace-write":
             protected, created = protected_args(self.workspace, self.settings.protected)
             binds += protected
         env_args: list[str] = []
@@ -357,7 +361,7 @@ class BwrapSandbox:
         with self._lock:
             if self._closed:
                 raise SandboxError("the sandbox session is closed")
-            flags, created = self._flags(argv, cwd, env, extra=extra)
+            flags, created = self._flags(argv, cwd, env, extra=extra, read_only=nested_sandbox)
             # Its mount points must stay while it may run: they go when the session closes.
             self._held.update(created)
         launcher = self._external_launcher
@@ -476,6 +480,13 @@ class BwrapSandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _read_only_binds(static: list[str], workspace: Path, roots: list[Path]) -> list[str]:
+    """Binds that cover the writable workspace and roots of `static` with read-only ones."""
+    if "--bind" not in static:
+        return []
+    return [arg for path in (workspace, *roots) for arg in ("--ro-bind", str(path), str(path))]
 
 
 # Chromium's sandbox writes the uid_map of the namespaces it creates, which a read-only /proc refuses; the

@@ -75,6 +75,7 @@ class BrowserSession:
         self._page: Page | None = None
         self._scratch: Path | None = None
         self._pending: list[Any] = []
+        self._uncached: list[Page] = []
         self._seen: dict[str, tuple[str, str, int]] = {}
         self.isolated = True
 
@@ -93,6 +94,13 @@ class BrowserSession:
             assert self._context is not None
             alive = [p for p in self._context.pages if not p.is_closed()]
             self._page = alive[-1] if alive else self._context.new_page()
+        if self._page not in self._uncached:
+            self._uncached.append(self._page)
+            with contextlib.suppress(Exception):  # like a developer's browser: no stale script after an edit
+                assert self._context is not None
+                cdp = self._context.new_cdp_session(self._page)
+                cdp.send("Network.enable")
+                cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
         return self._page
 
     def _start(self) -> None:
@@ -137,6 +145,7 @@ class BrowserSession:
         self._context.set_default_navigation_timeout(self.settings.navigation_timeout_s * 1000)
         self._context.on("page", self._watch)
         self._page = self._context.new_page()
+        self._uncached = []
 
     def _watch(self, page: Page) -> None:
         """Every new tab: the tab limit, and its console, failed requests, crashes and downloads."""
