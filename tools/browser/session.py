@@ -76,6 +76,7 @@ class BrowserSession:
         self._scratch: Path | None = None
         self._pending: list[Any] = []
         self._uncached: list[Page] = []
+        self._excess: list[Page] = []
         self._seen: dict[str, tuple[str, str, int]] = {}
         self.isolated = True
 
@@ -151,15 +152,22 @@ class BrowserSession:
         """Every new tab: the tab limit, and its console, failed requests, crashes and downloads."""
         assert self._context is not None
         if len([p for p in self._context.pages if not p.is_closed()]) > self.settings.max_tabs:
-            self.pages.closed_popups += 1
-            with contextlib.suppress(Exception):  # it may already be gone
-                page.close()
+            # Closed after the action returns: a handler may not call back into Playwright's sync API.
+            self._excess.append(page)
             return
         page.on("console", lambda m: self.pages.console.append(f"[{m.type}] {m.text}"[:500]))
         page.on("pageerror", lambda e: self.pages.console.append(f"[pageerror] {e}"[:500]))
         page.on("requestfailed", lambda r: self.pages.failed.append(f"{r.method} {r.url[:200]}: {r.failure}"))
         page.on("crash", lambda p: self.pages.crashed.append(p.url))
         page.on("download", lambda d: self._pending.append(d))
+
+    def close_excess_tabs(self) -> None:
+        """Close the tabs that opened past `max_tabs` (popups) since the last call."""
+        while self._excess:
+            page = self._excess.pop(0)
+            self.pages.closed_popups += 1
+            with contextlib.suppress(Exception):  # it may already be gone
+                page.close()
 
     def _save_downloads(self) -> list[str]:
         """Save (or cancel) the downloads the last action started; handlers may not call back into Playwright."""
@@ -291,6 +299,7 @@ class BrowserSession:
             page.wait_for_load_state("domcontentloaded", timeout=self.settings.navigation_timeout_s * 1000)
         if not self.replaying:
             self.log.append(Recorded(tool, dict(args)))
+        self.close_excess_tabs()
         notes = self._save_downloads()
         after = self.snapshot()
         return "\n".join([self.header(), *notes, S.changes(before, after, self.settings.snapshot_tokens)])

@@ -148,10 +148,10 @@ class Navigate(BrowserTool):
 
             if not isinstance(exc, TimeoutError):
                 raise ToolError(f"cannot open {url}: {_first_line(exc)}") from None
-            with contextlib_suppress():
-                page.evaluate("window.stop()")
-            raise ToolError(f"{url} did not finish loading within {self.session.settings.navigation_timeout_s:g} s "
-                            "(stopped); try again later or check the server") from None  # fmt: skip
+            # No window.stop(): page calls wait for the new document, which never comes; the next navigation
+            # replaces the pending one.
+            raise ToolError(f"{url} did not finish loading within {self.session.settings.navigation_timeout_s:g} s; "
+                            "check the server, or open another page") from None  # fmt: skip
         if not self.session.replaying:
             self.session.log.append(Recorded(self.name, args.model_dump()))
         note = f" (HTTP {status})" if status and status >= 400 else ""
@@ -408,12 +408,6 @@ class Tabs(BrowserTool):
         tabs = self.session.tabs()
         current = self.session.page
         return "\n".join(f"{'*' if p == current else ' '} {i}: {p.url}" for i, p in enumerate(tabs)) or "(no tabs)"
-
-
-def contextlib_suppress() -> Any:
-    import contextlib
-
-    return contextlib.suppress(Exception)
 
 
 def _first_line(exc: BaseException) -> str:
