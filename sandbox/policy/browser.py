@@ -60,7 +60,7 @@ def network_decision(url: str, sandbox: SandboxSettings) -> tuple[Action, str] |
     if sandbox.network == "off":
         if loopback:
             return None
-        return "deny", f"{host} is off the machine and the network is off (only the session's 127.0.0.1)"
+        return "deny", f"{host} is off the machine and the network is off (only the session's own loopback)"
     listed = any(f"{host}:{port}" == e or host == e for e in sandbox.allowed_domains)
     if loopback and not listed:
         return None  # the session's own loopback, reached directly
