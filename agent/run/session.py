@@ -112,6 +112,8 @@ class Session:
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             raise EnvironmentProblem(f"cannot keep snapshots of {self.workspace}: {where}{exc.strerror}") from None
+        # The search's snapshots also hold the browser's page and the background processes (replayed, restarted).
+        self.outside = outside_state(self.snapshots, self.toolbox, self.ctx, self.browser)
         self.learning = Learning(self.memory, self.model, self.toolbox, self.ctx, self.bus, self.gate, self.snapshots)
         self.repository = Repository(self.config, self.workspace, self.toolbox, self.bus)
         self.repository.add_tools()
@@ -263,7 +265,7 @@ class Session:
             toolbox=self.toolbox,
             tools=self.ctx,
             bus=self.bus,
-            workspace=outside_state(self.snapshots, self.toolbox, self.ctx, self.browser),
+            workspace=self.outside,
             budget=self.budget,
             condense=condense,
             checker=Checker(

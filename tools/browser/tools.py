@@ -141,7 +141,7 @@ class Navigate(BrowserTool):
         page = self.session.page
         status = None
         try:
-            response = page.goto(url, wait_until="domcontentloaded")
+            response = self._goto(url)
             status = response.status if response is not None else None
         except Exception as exc:
             from playwright.sync_api import TimeoutError
@@ -156,6 +156,17 @@ class Navigate(BrowserTool):
             self.session.log.append(Recorded(self.name, args.model_dump()))
         note = f" (HTTP {status})" if status and status >= 400 else ""
         return Observation(self.session.view() + note, data={"url": page.url, "status": status})
+
+    def _goto(self, url: str) -> Any:
+        """page.goto; while a search replays, a server it has just restarted gets a few seconds to listen."""
+        deadline = time.monotonic() + (10 if self.session.replaying else 0)
+        while True:
+            try:
+                return self.session.page.goto(url, wait_until="domcontentloaded")
+            except Exception as exc:
+                if "ERR_CONNECTION_REFUSED" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
 
 class SnapshotArgs(BaseModel):
