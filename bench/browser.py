@@ -62,7 +62,8 @@ def pages() -> dict[str, str]:
         "<button type=button>Edit</button></div>`).join('')</script>"
     )
     news = "<ul>" + "".join(f'<li class="story"><a href="/s/{i}" class="title">Story number {i} about things</a>'
-                            f'<span class="meta">by user{i} | {i} points | <a href="/c/{i}">{i} comments</a></span></li>'
+                            f'<span class="meta">by user{i} | {i} points | <a href="/c/{i}">{i} comments</a>'
+                            '</span></li>'
                             for i in range(100)) + "</ul>"  # fmt: skip
     shell = (
         '<!doctype html><html><head><meta charset="utf-8"><title>{t}</title><style>body{{font:14px sans-serif}}'
