@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-EXAMPLE = Path(__file__).resolve().parent / "calc"
+EXAMPLES = Path(__file__).resolve().parent
 
 
 def git(repo: Path, *args: str) -> None:
@@ -21,8 +21,9 @@ def git(repo: Path, *args: str) -> None:
 
 
 def main() -> int:
-    work = Path(tempfile.mkdtemp(prefix="branchwise-demo-")) / "calc"
-    shutil.copytree(EXAMPLE, work)
+    name = sys.argv[1] if len(sys.argv) > 1 else "calc"  # `run_demo.py webapp`: the browser example
+    work = Path(tempfile.mkdtemp(prefix="branchwise-demo-")) / name
+    shutil.copytree(EXAMPLES / name, work)
     git(work, "init", "-q", "-b", "main")
     git(work, "add", "-A")
     git(work, "-c", "user.name=demo", "-c", "user.email=demo@example.invalid", "commit", "-q", "-m", "calc")
@@ -31,14 +32,14 @@ def main() -> int:
     if model:
         print(f"demo: BRANCHWISE_MODEL={model}: a real model does the work", flush=True)
     else:
-        print("demo: BRANCHWISE_MODEL is not set: a SCRIPTED model replays examples/calc/replies.yaml (not an LLM)")
-    print(f"demo: working on a copy of examples/calc in {work}\n", flush=True)
+        print("demo: BRANCHWISE_MODEL is not set: a SCRIPTED model replays examples/{name}/replies.yaml (not an LLM)")
+    print(f"demo: working on a copy of examples/{name} in {work}\n", flush=True)
 
     branchwise = Path(sys.executable).with_name("branchwise")
     code = subprocess.run([str(branchwise), "run", "-f", "task.toml"], cwd=work).returncode
 
     print("\ndemo: the change branchwise made:", flush=True)
-    subprocess.run(["git", "-C", str(work), "--no-pager", "diff", "--stat", "--patch", "--", "calc"])
+    subprocess.run(["git", "-C", str(work), "--no-pager", "diff", "--stat", "--patch", "--", "."])
     print(f"demo: branchwise exited with {code}; the copy stays in {work}")
     return code
 

@@ -151,7 +151,7 @@ class Rule(_Strict):
     name: str = ""
     """Shown in decisions and errors; defaults to `rule <index>`."""
     tool: str
-    """Tool name or glob (`shell`, `create`, `browser.*`, `*`)."""
+    """Tool name or glob (`shell`, `create`, `browser_*`, `*`)."""
     argv_prefix: list[str | list[str]] | None = None
     """Shell: leading argv tokens; a nested list lists alternatives (`["git", ["push", "fetch"]]`).
     An allow rule never matches a compound command (`;`, `&&`, `|`, `$(`, redirects, newlines)."""
@@ -191,9 +191,9 @@ class PolicySettings(_Strict):
             "net",
             "fetch",
             "web_fetch",
-            "browser.navigate",
-            "browser.fill",
-            "browser.submit",
+            "browser_navigate",
+            "browser_type",
+            "browser_tabs",
             "mcp__*",
         ]
     )

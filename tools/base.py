@@ -85,6 +85,11 @@ class Tool:
         """The effect of one call with these (validated) arguments; by default the declared one."""
         return self.effect
 
+    def policy_facts(self, args: Any) -> dict[str, Any]:
+        """What the policy may match besides the arguments (a browser action's page URL and element, and what
+        it does: submit, login, payment, download); never taint-checked, since the tool, not the model, wrote it."""
+        return {}
+
     def close(self) -> None:
         """Release what the tool holds for the session (a browser, a server connection); most hold nothing."""
 

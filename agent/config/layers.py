@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 from branchwise.agent.config.schema import Config
 from branchwise.agent.errors import ConfigError
 from branchwise.sandbox.settings import MERGED_LISTS, repository_widening
+from branchwise.tools.browser.settings import repository_browser_problems
 from branchwise.tools.mcp.settings import repository_mcp_problems
 
 # Keys only a task file may set; they are not part of Config.
@@ -93,7 +94,7 @@ def check_repository_layer(layer: Layer, below: list[Layer], root: Path) -> None
     or names files outside `root` (the repository)."""
     merged, _ = merge_layers(below)
     problems = repository_widening(layer.data, merged) + _key_redirection(layer.data)
-    problems += repository_mcp_problems(layer.data)
+    problems += repository_mcp_problems(layer.data) + repository_browser_problems(layer.data, merged)
     problems += _tools_widening(layer.data, merged) + _spending_widening(layer.data, merged)
     problems += _files_outside(layer, root)
     if problems:

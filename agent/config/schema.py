@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from branchwise.sandbox.settings import PolicySettings, SandboxSettings
+from branchwise.tools.browser.settings import BrowserSettings
 from branchwise.tools.mcp.settings import McpSettings
 
 
@@ -232,3 +233,4 @@ class Config(_Section):
     map: MapSettings = MapSettings()
     git: GitSettings = GitSettings()
     mcp: McpSettings = McpSettings()
+    browser: BrowserSettings = BrowserSettings()

@@ -37,12 +37,15 @@ def call_info(call: ToolCallRecord, args: dict[str, Any], tools: ToolBox | None 
     if tool is None:  # not a tool of this session: it may do anything
         return CallInfo(tool=call.name, args=args, command=command, paths=_paths(args, ("path",)),
                         declared="external")  # fmt: skip
+    facts: dict[str, Any] = {}
     try:
-        effect = tool.effect_of(tool.Args.model_validate(args))
+        parsed = tool.Args.model_validate(args)
+        effect = tool.effect_of(parsed)
+        facts = tool.policy_facts(parsed)
     except Exception:  # invalid arguments never run (the actor refuses them); judge by the declaration
         effect = tool.effect
     return CallInfo(tool=call.name, args=args, command=command if effect == "exec" else None,
-                    paths=_paths(args, tool.path_args), declared=effect)  # fmt: skip
+                    paths=_paths(args, tool.path_args), declared=effect, facts=facts)  # fmt: skip
 
 
 def classify_calls(calls: Iterable[ToolCallRecord], tools: ToolBox | None = None) -> Kind:

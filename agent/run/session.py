@@ -46,6 +46,7 @@ from branchwise.sandbox.base import Sandbox, SandboxError
 from branchwise.sandbox.workspace.safefs import WorkspaceFS
 from branchwise.sandbox.workspace.snapshots import ShadowGitWorkspace
 from branchwise.tools import ToolBox, ToolContext, default_tools
+from branchwise.tools.browser import attach_browser, outside_state
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class Session:
             deadline=self.budget.deadline,
         )
         self.toolbox = ToolBox(default_tools())
+        self.browser = attach_browser(self.config.browser, self.toolbox, self.ctx, self.run_dir / "browser")
         self.gate = make_gate(self.config, self.workspace, self.bus, approver=self.approver, tools=self.toolbox)
 
         self.egress = EgressRecorder(self.sandbox, self.bus)
@@ -112,6 +114,8 @@ class Session:
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             raise EnvironmentProblem(f"cannot keep snapshots of {self.workspace}: {where}{exc.strerror}") from None
+        # The search's snapshots also hold the browser's page and the background processes (replayed, restarted).
+        self.outside = outside_state(self.snapshots, self.toolbox, self.ctx, self.browser)
         self.learning = Learning(self.memory, self.model, self.toolbox, self.ctx, self.bus, self.gate, self.snapshots)
         self.repository = Repository(self.config, self.workspace, self.toolbox, self.bus)
         self.repository.add_tools()
@@ -184,6 +188,9 @@ class Session:
     ) -> RunFinished:
         """The run's last event: its end snapshot taken, and a verified result committed on a branch."""
         try:
+            # Background processes end with the run; while one ran, bwrap's mount-point files for missing
+            # protected paths (.envrc, .vscode, ...) had to stay, and must not get into the end snapshot.
+            self.sandbox.stop_background()
             self.end_snapshot = self.snapshots.snapshot("end") if self.start_snapshot else None
         except SandboxError:
             self.end_snapshot = None
@@ -262,7 +269,7 @@ class Session:
             toolbox=self.toolbox,
             tools=self.ctx,
             bus=self.bus,
-            workspace=self.snapshots,
+            workspace=self.outside,
             budget=self.budget,
             condense=condense,
             checker=Checker(

@@ -249,14 +249,18 @@ class BwrapSandbox:
         *,
         extra: Sequence[str] = (),
         protect: bool = True,
+        read_only: bool = False,
     ) -> tuple[list[str], list[Path]]:
         """bwrap's flags for one command (all but the per-launch fds), and the mount-point files bwrap will
-        create for missing protected paths."""
+        create for missing protected paths. `read_only`: the workspace and writable roots are bound read-only
+        (no protected-path mounts needed, so none are left behind)."""
         if not argv or any("\0" in arg for arg in argv):
             raise SandboxError("empty command, or an argument with a NUL byte")
         created: list[Path] = []
         binds = command_mask_args(self.settings, self.workspace) if protect else []
-        if protect and self.settings.mode == "workspace-write":
+        if read_only:
+            binds = [*_read_only_binds(self._static, self.workspace, self.settings.writable_roots), *binds]
+        elif protect and self.settings.mode == "workspace-write":
             protected, created = protected_args(self.workspace, self.settings.protected)
             binds += protected
         env_args: list[str] = []
@@ -341,15 +345,43 @@ class BwrapSandbox:
         return record
 
     def command_line(
-        self, argv: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        nested_sandbox: bool = False,
+        writable: Sequence[Path] = (),
     ) -> list[str]:
+        """See `Sandbox.command_line`. `nested_sandbox` lets the program make namespaces of its own (Chromium's
+        renderer sandbox needs user namespaces): no --disable-userns, and a seccomp filter without the
+        namespace rules; every other flag, mask and limit is the same. `writable` host directories are bound
+        read-write at their own paths (the browser's download directory)."""
+        extra = [arg for path in writable for arg in ("--bind", str(path), str(path))]
         with self._lock:
             if self._closed:
                 raise SandboxError("the sandbox session is closed")
-            flags, created = self._flags(argv, cwd, env)
+            flags, created = self._flags(argv, cwd, env, extra=extra, read_only=nested_sandbox)
             # Its mount points must stay while it may run: they go when the session closes.
             self._held.update(created)
-        return [*self._external_launcher, *flags, "--seccomp", str(EXTERNAL_SECCOMP_FD), "--", *argv]
+        launcher = self._external_launcher
+        if nested_sandbox:
+            flags = _nested_sandbox_flags(flags)
+            launcher = self._nested_launcher()
+        return [*launcher, *flags, "--seccomp", str(EXTERNAL_SECCOMP_FD), "--", *argv]
+
+    def _nested_launcher(self) -> list[str]:
+        seccomp_file = self.session_dir / "seccomp-nested.bpf"
+        if not seccomp_file.exists():
+            seccomp_file.write_bytes(filter_bpf(self._socket_policy(), nested_sandbox=True))
+        assert self._cgroups is not None
+        return launcher_argv(
+            self.settings.limits,
+            cgroup_procs=[d / "cgroup.procs" for d in self._cgroups.dirs],
+            prefix=self._keeper.external_prefix() if self._keeper else [],
+            bwrap=self._bwrap,
+            seccomp_file=seccomp_file,
+        )
 
     def _started(self, launch: Launch, *args: Any, **kwargs: Any) -> subprocess.Popen[Any]:
         try:
@@ -448,6 +480,36 @@ class BwrapSandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _read_only_binds(static: list[str], workspace: Path, roots: list[Path]) -> list[str]:
+    """Binds that cover the writable workspace and roots of `static` with read-only ones."""
+    if "--bind" not in static:
+        return []
+    return [arg for path in (workspace, *roots) for arg in ("--ro-bind", str(path), str(path))]
+
+
+# Chromium's sandbox writes the uid_map of the namespaces it creates, which a read-only /proc refuses; the
+# host-global parts of /proc (what a root-mapped sandbox could otherwise write) stay read-only one by one.
+_PROC_READ_ONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs")
+
+
+def _nested_sandbox_flags(flags: list[str]) -> list[str]:
+    """bwrap flags that let the program create namespaces of its own, all else kept."""
+    out: list[str] = []
+    i = 0
+    while i < len(flags):
+        if flags[i] == "--disable-userns":
+            i += 1
+            continue
+        if flags[i : i + 2] == ["--remount-ro", "/proc"]:
+            for path in _PROC_READ_ONLY:
+                out += ["--ro-bind-try", path, path]
+            i += 2
+            continue
+        out.append(flags[i])
+        i += 1
+    return out
 
 
 _VANISHED = re.compile(r"bwrap: Can't (?:mkdir parents for|create file at|mkdir) (/[^:\n]+)")

@@ -69,9 +69,15 @@ _PERSONALITY_QUERY = 0xFFFFFFFF
 _LOOPBACK_FAMILIES = (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6)
 
 
+# What a program with its own namespace sandbox (Chromium) needs: it makes user, pid and network namespaces
+# for its renderers. Everything else of the deny-list still holds.
+_NESTED_SANDBOX_ALLOWED = frozenset({"unshare", "setns"})
+
+
 @functools.cache
-def filter_bpf(sockets: SocketPolicy) -> bytes:
-    """The compiled BPF program for `sockets`; raises SandboxUnavailable without libseccomp."""
+def filter_bpf(sockets: SocketPolicy, *, nested_sandbox: bool = False) -> bytes:
+    """The compiled BPF program for `sockets`; raises SandboxUnavailable without libseccomp. `nested_sandbox`
+    lets the program create namespaces of its own (Chromium's renderer sandbox)."""
     try:
         import pyseccomp as sc
     except (ImportError, RuntimeError) as exc:  # pyseccomp raises RuntimeError when libseccomp is absent
@@ -81,9 +87,12 @@ def filter_bpf(sockets: SocketPolicy) -> bytes:
     flt = sc.SyscallFilter(sc.ALLOW)
     eperm = sc.ERRNO(errno.EPERM)
     for name in DENIED_SYSCALLS:
+        if nested_sandbox and name in _NESTED_SANDBOX_ALLOWED:
+            continue
         if sc.resolve_syscall(sc.Arch.NATIVE, name) >= 0:  # older libseccomp lacks the newest names
             flt.add_rule(eperm, name)
-    flt.add_rule(eperm, "clone", sc.Arg(0, sc.MASKED_EQ, _CLONE_NEWUSER, _CLONE_NEWUSER))
+    if not nested_sandbox:
+        flt.add_rule(eperm, "clone", sc.Arg(0, sc.MASKED_EQ, _CLONE_NEWUSER, _CLONE_NEWUSER))
     # clone3 passes its flags in memory that BPF cannot read; ENOSYS makes libc fall back to clone.
     flt.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
     # Only the query form of personality(); setting flags such as ADDR_NO_RANDOMIZE is refused.

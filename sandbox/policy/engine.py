@@ -23,6 +23,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from branchwise.sandbox.policy import browser as B
 from branchwise.sandbox.policy.effects import command_effect
 from branchwise.sandbox.policy.rules import CallInfo, CompiledRule, PolicyError, glob_regex, resolve_path
 from branchwise.sandbox.policy.taint import TaintTracker
@@ -54,17 +55,18 @@ class Policy:
         self.settings = settings
         self.approval = settings.approval
         self.sandbox_mode = sandbox.mode
+        self.sandbox = sandbox
         self.workspace = workspace.resolve()
         self.protected = [Path(p) for p in sandbox.protected]
         # What the sandbox masks inside the workspace, the host-side file tools must not show either.
         self.deny_read = [(p, glob_regex(str(self.workspace / Path(p).expanduser()))) for p in sandbox.deny_read]
-        user: list[CompiledRule | _EffectRule] = [
+        user: list[CompiledRule | _EffectRule | _BrowserRule] = [
             CompiledRule(r, r.name or f"rule {i + 1}", self.workspace) for i, r in enumerate(settings.rules)
         ]
         for rule in user:
             rule.check_examples()
         # sorted() is stable: at equal priority and severity, user rules come before the defaults.
-        rules = [*user, _EffectRule()]
+        rules = [*user, _EffectRule(), _BrowserRule(sandbox)]
         self.rules = sorted(rules, key=lambda m: (m.rule.priority, _SEVERITY[m.rule.decision]))
 
     @classmethod
@@ -89,6 +91,9 @@ class Policy:
     def _builtin(self, call: CallInfo) -> Decision | None:
         """Host-side paths: every path argument a tool declares stays inside the workspace and out of the masks;
         a file-effect call must not write protected paths or write at all in read-only mode."""
+        for url in B.urls_of(call.args, call.facts) if call.tool.startswith("browser_") else []:
+            if (refusal := B.scheme_refusal(url)) is not None:
+                return Decision("deny", "builtin:browser-scheme", refusal)
         writes = call.effect == "file"
         for path in call.all_paths:
             full = resolve_path(path, self.workspace)
@@ -129,7 +134,7 @@ class Policy:
 
     def _by_rules(self, call: CallInfo) -> Decision | None:
         for rule in self.rules:
-            if isinstance(rule, _EffectRule):
+            if isinstance(rule, _EffectRule | _BrowserRule):
                 decision = rule.decide(call)
                 if decision is not None:
                     return decision
@@ -189,3 +194,30 @@ class _EffectRule:
             return None
         reason = f"{finding.action.reason} ({finding.what})"
         return Decision("ask", f"default:{finding.action.category}", reason)
+
+
+class _BrowserRule:
+    """The built-in browser defaults: navigation follows the session's network; submits, logins, payments and
+    downloads ask (`browser.py`)."""
+
+    name = "default:browser"
+    rule = Rule(name=name, tool="browser_*", decision="ask", priority=_DEFAULT_PRIORITY)
+
+    def __init__(self, sandbox: SandboxSettings) -> None:
+        self.sandbox = sandbox
+
+    def check_examples(self) -> None:
+        """Nothing to check: browser.py has its own tests."""
+
+    def decide(self, call: CallInfo) -> Decision | None:
+        if not call.tool.startswith("browser_"):
+            return None
+        for url in B.urls_of(call.args, call.facts):
+            found = B.network_decision(url, self.sandbox)
+            if found is not None:
+                return Decision(found[0], "default:browser-network", found[1])
+        kind = B.kind_reason(call.facts)
+        if kind is not None:
+            page = call.facts.get("page_url")
+            return Decision("ask", f"default:browser-{kind[0]}", kind[1] + (f" on {page}" if page else ""))
+        return None

@@ -35,6 +35,9 @@ class CallInfo:
     """The values of the tool's path arguments; None when undeclared (then a `path` argument counts)."""
     declared: Effect | None = None
     """The tool's effect for this call; None when undeclared (exec if it carries a command, else external)."""
+    facts: dict[str, Any] = field(default_factory=dict)
+    """What the tool says about the call besides its arguments (a browser action's page_url, element, kind):
+    rules' args_schema sees them next to the arguments; taint does not look at them."""
 
     @property
     def effect(self) -> Effect:
@@ -98,7 +101,7 @@ class CompiledRule:
                 return "no"
         if self.path_regex is not None and not self._paths_match(call.all_paths):
             return "no"
-        if self.validator is not None and not self.validator.is_valid(call.args):
+        if self.validator is not None and not self.validator.is_valid({**call.facts, **call.args}):
             return "no"
         return argv
 
