@@ -113,7 +113,7 @@ class Repl(Approvals, Plans):
         self.workspace = find_repository(options.cd or Path.cwd())
         self.direct = write is None  # print through prompt_toolkit's patched stdout
         self._write = write or _stdout_write
-        self.view = LiveView(self._write, redraw=self.invalidate)
+        self.view = LiveView(self._write, redraw=self.invalidate, width=self._columns)  # the terminal's own size
         self.stream = _Stream(self._write)
         self.conversation = Conversation()
         self.worker: threading.Thread | None = None

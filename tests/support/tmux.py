@@ -20,7 +20,8 @@ class Terminal:
             raise RuntimeError("tmux is not installed (make setup installs it)")
         socket_dir.mkdir(parents=True, exist_ok=True)
         self.socket = str(socket_dir / "tmux.sock")
-        self.env = {**env, "TERM": "xterm-256color"}
+        # COLUMNS and LINES from the test runner would override the terminal's real size.
+        self.env = {**{k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")}, "TERM": "xterm-256color"}
         inner = f"cd {shlex.quote(str(cwd))} && {shlex.join(argv)}; echo EXITED=$?; sleep 600"
         self._tmux("-f", "/dev/null", "new-session", "-d", "-s", "t", "-x", str(width), "-y", str(height), inner)
 
