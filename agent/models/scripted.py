@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from branchwise.agent.errors import ConfigError, ScriptExhausted
-from branchwise.agent.models.base import Message, ModelKind, Reply
+from branchwise.agent.models.base import DeltaSink, Message, ModelKind, Reply, text_deltas
 from branchwise.agent.models.tokens import count_estimated_first, tiktoken_count
 from branchwise.agent.record.events import ToolCallRecord, Usage
 from branchwise.sandbox.base import SandboxError
@@ -127,6 +127,22 @@ class ScriptedModel:
             )
             for i, r in enumerate(replies)
         ]
+
+    def query_stream(
+        self,
+        messages: list[Message],
+        tools: list[dict[str, Any]],
+        *,
+        temperature: float | None = None,
+        deadline: float | None = None,
+        on_delta: DeltaSink | None = None,
+    ) -> list[Reply]:
+        """The next reply, also handed out in pieces as a streaming server would send it."""
+        replies = self.query(messages, tools, n=1, temperature=temperature, deadline=deadline)
+        if on_delta is not None:
+            for delta in text_deltas(replies[0]):
+                on_delta(delta)
+        return replies
 
     def count_tokens(self, messages: list[Message], tools: list[dict[str, Any]]) -> int:
         return self._count(messages, tools)

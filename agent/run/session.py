@@ -73,6 +73,8 @@ class Session:
     workdir: Path | None = None
     approver: Approver | None = None
     memory: Memory = field(default_factory=NoMemory)
+    carry: str = ""
+    """What earlier tasks of an interactive session did (the REPL's conversation), for the system prompt."""
 
     def __post_init__(self) -> None:
         self.config = self.loaded.config
@@ -142,7 +144,9 @@ class Session:
             self.add_mcp_tools()
             # Only the user's own words are trusted: AGENTS.md comes with the repository, like any of its files.
             self.gate.trust(task)
-            notes = "\n".join(filter(None, [self.repository.map_text(task), self.learning.recall(task)]))
+            notes = "\n".join(filter(None, [self.repository.map_text(task), self.learning.recall(task), self.carry]))
+            if self.carry:  # earlier replies and results: written by the model and the tools, not the user
+                self.gate.untrusted(self.carry, "tool_output")
             driver = self.driver(task, notes)
             if plan_only:
                 plan = driver.make_plan()

@@ -31,6 +31,8 @@ class RunOptions:
     full_access: bool = False
     plan_only: bool = False
     no_git: bool = False
+    model: Any = None
+    """A model to use instead of making one from the configuration (the REPL keeps one across its tasks)."""
 
 
 def run_command(options: RunOptions, out: Output | None = None) -> int:
@@ -73,7 +75,7 @@ def build_session(options: RunOptions, out: Output) -> Session:
     bus.subscribe(out.event)
     try:
         # Retry notices from the model layer become warning events of the run.
-        model = make_model(loaded.config, notify=lambda message: bus.emit(Warning(message=message)))
+        model = options.model or make_model(loaded.config, notify=lambda message: bus.emit(Warning(message=message)))
     except BaseException:
         sandbox.close()
         raise
