@@ -23,6 +23,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
+import stat
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -35,14 +37,14 @@ from branchwise.sandbox.workspace.shadowgit import (
     SnapshotError,
     SnapshotInfo,
     default_git_dir,
-    describe_failure,
-    dirs_below,
     exclude_pathspecs,
     is_nested_repo,
     isolated_env,
     make_dirs_beneath,
     split_z,
 )
+from branchwise.sandbox.workspace.stage import Stager
+from branchwise.sandbox.workspace.watch import ChangeWatcher
 
 __all__ = [
     "DEFAULT_EXCLUDES",
@@ -73,7 +75,6 @@ ChangeStatus = Literal["added", "modified", "deleted", "type-changed", "mode-cha
 _STATUS: dict[str, ChangeStatus] = {"A": "added", "D": "deleted", "M": "modified", "T": "type-changed"}
 _SESSION_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _SHA_RE = re.compile(r"[0-9a-f]{40}")
-_NO_COMMIT_RE = re.compile(r"^error: '(.+)/' does not have a commit checked out$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,7 @@ class ShadowGitWorkspace:
         *,
         excludes: Sequence[str] = DEFAULT_EXCLUDES,
         session: str | None = None,
+        watch: bool = True,
     ) -> None:
         self.root = Path(root).resolve()
         if not self.root.is_dir():
@@ -154,19 +156,25 @@ class ShadowGitWorkspace:
         if not _SESSION_RE.fullmatch(self.session):
             raise SnapshotError(f"invalid session name {self.session!r}")
         self.excludes = tuple(excludes)
+        self.warnings: list[str] = []
+        """Things a user should know (no change watcher: every snapshot walks the tree), for Warning events."""
         self._ref_prefix = f"refs/branchwise/{self.session}/"
         self._index_file = self.git_dir / f"index-{self.session}"
         self._infos: dict[str, SnapshotInfo] = {}
-        self._nested: set[str] = set()
         self._count = 0
-        excludes_file = self._init_git_dir()
+        excludes_file, digest = self._init_git_dir()
+        # The index of the last run that ended: its stat data lets this run's first snapshot skip re-hashing.
+        self._base_index = self.git_dir / f"index-base-{digest}"
         self._git = Git(self.root, isolated_env(self.git_dir, self.root, self._index_file, excludes_file))
+        self._stager = Stager(self._git, self.root, self._index_file, self._watcher() if watch else None)
         self._count = len(self.snapshots())
 
-    def snapshot(self, label: str = "") -> str:
-        """Commit the current state of the files (and its empty directories) and return the commit id."""
-        tree, empty_dirs = self._stage()
-        info = SnapshotInfo(label, empty_dirs, tuple(sorted(self._nested)))
+    def snapshot(self, label: str = "", *, full: bool = False) -> str:
+        """Commit the current state of the files (and its empty directories) and return the commit id.
+
+        `full` walks the whole tree even when the change watcher names what changed (the end of a run)."""
+        tree, empty_dirs = self._stage(full=full)
+        info = SnapshotInfo(label, empty_dirs, tuple(sorted(self._stager.nested)))
         sha = self._git.run("commit-tree", tree, stdin=info.message()).decode().strip()
         self._git.run("update-ref", f"{self._ref_prefix}{self._count}", sha)
         self._count += 1
@@ -177,10 +185,16 @@ class ShadowGitWorkspace:
         """Reset the files to `snapshot_id`: rewrite what differs, delete what is new, recreate empty dirs."""
         info = self.info(snapshot_id)
         self._refuse_to_overwrite_nested(snapshot_id)
-        # --reset: overwrite local changes and untracked files in the way; only changed paths are written.
-        self._git.run("read-tree", "-u", "--reset", snapshot_id)
-        # -d without -x/-ff: untracked files and dirs go, ignored paths and nested repositories stay.
-        self._git.run("clean", "-f", "-d", "-q", *exclude_pathspecs(self._nested))
+        # With the index brought up to the files, a two-way read-tree touches only the paths that differ
+        # (the files are clean against `current`), and no untracked file is left but empty directories.
+        current, empty_now = self._stage(full=False)
+        if self._git.try_run("read-tree", "-u", "-m", current, snapshot_id).returncode == 0:
+            _remove_empty_dirs(self.root, set(empty_now) - set(info.empty_dirs))
+        else:  # something ignored is in the way of a file the snapshot has: overwrite like a reset does
+            self._stager.forget()
+            self._git.run("read-tree", "-u", "--reset", snapshot_id)
+            # -d without -x/-ff: untracked files and dirs go, ignored paths and nested repositories stay.
+            self._git.run("clean", "-f", "-d", "-q", *exclude_pathspecs(self._stager.nested))
         blocked = [d for d in info.empty_dirs if not make_dirs_beneath(self.root, d)]
         if blocked:
             raise SnapshotError(f"cannot recreate directory {blocked[0]!r}: something is in the way")
@@ -189,8 +203,8 @@ class ShadowGitWorkspace:
         """Files, patch and empty-directory changes from snapshot `a` to `b` (None: the current files)."""
         old = self.info(a)
         if b is None:
-            new_tree, empty_dirs = self._stage()
-            new = SnapshotInfo("", empty_dirs, tuple(sorted(self._nested)))
+            new_tree, empty_dirs = self._stage(full=False)
+            new = SnapshotInfo("", empty_dirs, tuple(sorted(self._stager.nested)))
         else:
             new_tree, new = b, self.info(b)
         no_extras = ("--no-renames", "--no-color", "--no-ext-diff", "--no-textconv")
@@ -211,7 +225,7 @@ class ShadowGitWorkspace:
         self.info(a)
         if b is not None:
             self.info(b)
-        new_tree = self._stage()[0] if b is None else b
+        new_tree = self._stage(full=False)[0] if b is None else b
         return [c.path for c in self._changes(a, new_tree)]
 
     def info(self, snapshot_id: str) -> SnapshotInfo:
@@ -242,10 +256,21 @@ class ShadowGitWorkspace:
         doomed = [ref for ref, sha in (line.split(" ") for line in out.splitlines()) if sha not in keep]
         if doomed:
             self._git.run("update-ref", "--stdin", stdin="".join(f"delete {r}\n" for r in doomed).encode())
-        self._index_file.unlink(missing_ok=True)
+        self.close()
         self._infos = {k: v for k, v in self._infos.items() if k in keep}
         if not keep:
             self._count = 0
+
+    def close(self) -> None:
+        """Stop watching, and leave this session's index for the next run of the workspace (its stat data is
+        what makes that run's first snapshot cheap). The instance still works after this, walking the tree."""
+        self._stager.close()
+        if self._index_file.exists():
+            self._index_file.replace(self._base_index)  # the last session to end wins: any index is a cache
+
+    def stats(self) -> dict[str, int]:
+        """How many stages found nothing changed, asked git about the changed paths only, or walked the tree."""
+        return dict(self._stager.counts)
 
     def describe(self) -> dict[str, object]:
         """Facts for the trajectory: kind, root, git_dir, session, excludes."""
@@ -257,8 +282,29 @@ class ShadowGitWorkspace:
             "excludes": list(self.excludes),
         }
 
-    def _init_git_dir(self) -> Path:
-        """Create the shadow repository if needed; return this instance's exclude file."""
+    def _stage(self, *, full: bool) -> tuple[str, tuple[str, ...]]:
+        if not self._index_file.exists() and self._base_index.exists():
+            try:
+                shutil.copyfile(self._base_index, self._index_file)
+            except OSError:
+                self._index_file.unlink(missing_ok=True)  # another session took it: start from an empty index
+            self._stager.forget()
+        return self._stager.stage(full=full)
+
+    def _watcher(self) -> ChangeWatcher | None:
+        names = frozenset(p.strip("/") for p in self.excludes if p.endswith("/") and "/" not in p.strip("/"))
+        paths = frozenset(p.strip("/") for p in self.excludes if p.startswith("/") and p.endswith("/"))
+        try:
+            watcher = ChangeWatcher(self.root, skip_names=names, skip_paths=paths)
+        except OSError as exc:
+            self.warnings.append(f"no change watcher for {self.root} ({exc.strerror}): every snapshot walks the tree")
+            return None
+        if watcher.broken:
+            self.warnings.append(f"{watcher.broken}: every snapshot walks the tree")
+        return watcher
+
+    def _init_git_dir(self) -> tuple[Path, str]:
+        """Create the shadow repository if needed; return this instance's exclude file and its digest."""
         if not (self.git_dir / "HEAD").exists():
             self.git_dir.mkdir(parents=True, exist_ok=True)
             env = isolated_env(self.git_dir, self.root, self._index_file, Path(os.devnull))
@@ -273,65 +319,20 @@ class ShadowGitWorkspace:
         digest = hashlib.sha256(patterns.encode()).hexdigest()[:12]
         excludes_file = self.git_dir / "info" / f"exclude-{digest}"
         _write_if_changed(excludes_file, patterns)
-        return excludes_file
-
-    def _stage(self) -> tuple[str, tuple[str, ...]]:
-        """Bring the index up to the current files; return (tree id, directories without files)."""
-        self._nested = {p for p in self._nested if is_nested_repo(self.root / p)}
-        self._add_all()
-        untracked = split_z(
-            self._git.run("ls-files", "-o", "--directory", "--exclude-standard", "-z", *exclude_pathspecs(self._nested))
-        )
-        empty_dirs = self._dirs_without_files([p.rstrip("/") for p in untracked if p.endswith("/")])
-        tree = self._git.run("write-tree").decode().strip()
-        return tree, empty_dirs
-
-    def _add_all(self) -> None:
-        """`git add -A`, keeping nested repositories out of the index (as gitlinks or as failures)."""
-        while True:
-            proc = self._git.try_run("add", "-A", "--verbose", *exclude_pathspecs(self._nested))
-            if proc.returncode == 0:
-                break
-            # A nested repository without a commit makes the whole add fail: exclude it and retry.
-            no_commit = set(_NO_COMMIT_RE.findall(proc.stderr.decode("utf-8", "surrogateescape")))
-            if not no_commit or no_commit <= self._nested:
-                raise SnapshotError(describe_failure(("add",), proc.stderr))
-            self._nested |= no_commit
-        # A nested repository with a commit was added as a gitlink ("add 'sub/'", or "add 'sub'" when
-        # it replaced a file): the added path is a directory. Take it back out of the index.
-        added = (line[5:-1].rstrip(b"/") for line in proc.stdout.split(b"\n") if line.startswith(b"add '"))
-        gitlinks = {p for p in map(os.fsdecode, added) if is_nested_repo(self.root / p)}
-        if gitlinks:
-            paths = b"".join(os.fsencode(p) + b"\0" for p in sorted(gitlinks))
-            self._git.run("update-index", "--force-remove", "-z", "--stdin", stdin=paths)
-            self._nested |= gitlinks
-
-    def _dirs_without_files(self, tops: list[str]) -> tuple[str, ...]:
-        """Every non-ignored directory at or under `tops` (untracked dirs that hold no files)."""
-        ignored: set[str] = set()
-        if any(_has_subdir(self.root / t) for t in tops):
-            literal = [f":(literal){t}/" for t in tops]
-            ignored_args = ("-o", "-i", "--directory", "--exclude-standard", "-z", "--")
-            out = self._git.run("ls-files", *ignored_args, *literal)
-            ignored = set(split_z(out))
-        found: list[str] = []
-        for top in tops:
-            plain, nested = dirs_below(self.root, top, ignored)
-            found += plain
-            self._nested.update(nested)
-        return tuple(sorted(found))
+        _write_if_changed(self.git_dir / "branchwise-workspace", f"{self.root}\n")
+        return excludes_file, digest
 
     def _refuse_to_overwrite_nested(self, snapshot_id: str) -> None:
         """read-tree --reset would delete a nested repository that sits where the snapshot has content."""
-        self._nested = {p for p in self._nested if is_nested_repo(self.root / p)}
-        if not self._nested:
+        self._stager.nested = {p for p in self._stager.nested if is_nested_repo(self.root / p)}
+        if not self._stager.nested:
             return
-        ancestors = {str(parent) for p in self._nested for parent in Path(p).parents if str(parent) != "."}
-        literal = [f":(literal){p}" for p in sorted(self._nested | ancestors)]
+        ancestors = {str(parent) for p in self._stager.nested for parent in Path(p).parents if str(parent) != "."}
+        literal = [f":(literal){p}" for p in sorted(self._stager.nested | ancestors)]
         out = self._git.run("ls-tree", "-z", snapshot_id, "--", *literal)
         for entry in split_z(out):
             meta, _, path = entry.partition("\t")
-            if path in self._nested or meta.split(" ")[1] != "tree":
+            if path in self._stager.nested or meta.split(" ")[1] != "tree":
                 raise SnapshotError(
                     f"restoring would overwrite the nested git repository at {path!r}; move it out of the way"
                 )
@@ -349,12 +350,15 @@ class ShadowGitWorkspace:
         return changes
 
 
-def _has_subdir(path: Path) -> bool:
-    try:
-        with os.scandir(path) as entries:
-            return any(e.is_dir(follow_symlinks=False) for e in entries)
-    except OSError:
-        return False
+def _remove_empty_dirs(root: Path, dirs: set[str]) -> None:
+    """rmdir each of `dirs` that is still an empty directory, deepest first (never follows a symlink)."""
+    for rel in sorted(dirs, key=lambda d: d.count("/"), reverse=True):
+        path = root / rel
+        try:
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                path.rmdir()
+        except OSError:
+            pass  # not empty (ignored files inside), or gone already: exactly what a clean -d would leave
 
 
 def _write_if_changed(path: Path, text: str) -> None:
