@@ -135,6 +135,8 @@ class Session:
         try:
             self.start_snapshot = self.snapshots.snapshot("start")
             self.emit_start(task, self.repository.start())
+            for warning in self.snapshots.warnings:  # workspace: e.g. no change watcher, snapshots walk the tree
+                self.bus.emit(Warning(message=warning))
             self.add_mcp_tools()
             # Only the user's own words are trusted: AGENTS.md comes with the repository, like any of its files.
             self.gate.trust(task)
@@ -180,7 +182,8 @@ class Session:
     ) -> RunFinished:
         """The run's last event: its end snapshot taken, and a verified result committed on a branch."""
         try:
-            self.end_snapshot = self.snapshots.snapshot("end") if self.start_snapshot else None
+            # full: the one walk of the tree per run, for writes no change watcher sees (shared mmap, hard links)
+            self.end_snapshot = self.snapshots.snapshot("end", full=True) if self.start_snapshot else None
         except SandboxError:
             self.end_snapshot = None
         branch = None

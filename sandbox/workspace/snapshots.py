@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
+from branchwise.sandbox.workspace.gc import maybe_collect
 from branchwise.sandbox.workspace.shadowgit import (
     SHADOW_ATTRIBUTES,
     Git,
@@ -43,7 +44,7 @@ from branchwise.sandbox.workspace.shadowgit import (
     make_dirs_beneath,
     split_z,
 )
-from branchwise.sandbox.workspace.stage import Stager
+from branchwise.sandbox.workspace.stage import Stager, tracked_dirs
 from branchwise.sandbox.workspace.watch import ChangeWatcher
 
 __all__ = [
@@ -162,10 +163,14 @@ class ShadowGitWorkspace:
         self._index_file = self.git_dir / f"index-{self.session}"
         self._infos: dict[str, SnapshotInfo] = {}
         self._count = 0
+        self._last: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], str] | None = None
         excludes_file, digest = self._init_git_dir()
         # The index of the last run that ended: its stat data lets this run's first snapshot skip re-hashing.
-        self._base_index = self.git_dir / f"index-base-{digest}"
+        # Keyed by the root too: a replay's scratch copy shares the git directory but not the files' stat data.
+        root_digest = hashlib.sha256(os.fsencode(self.root) + digest.encode()).hexdigest()[:12]
+        self._base_index = self.git_dir / f"index-base-{root_digest}"
         self._git = Git(self.root, isolated_env(self.git_dir, self.root, self._index_file, excludes_file))
+        self._take_base_index()
         self._stager = Stager(self._git, self.root, self._index_file, self._watcher() if watch else None)
         self._count = len(self.snapshots())
 
@@ -175,10 +180,13 @@ class ShadowGitWorkspace:
         `full` walks the whole tree even when the change watcher names what changed (the end of a run)."""
         tree, empty_dirs = self._stage(full=full)
         info = SnapshotInfo(label, empty_dirs, tuple(sorted(self._stager.nested)))
+        if self._last is not None and self._last[0] == (tree, info.empty_dirs, info.nested_repos):
+            return self._last[1]  # nothing changed: the same state has the same id, at no git call
         sha = self._git.run("commit-tree", tree, stdin=info.message()).decode().strip()
         self._git.run("update-ref", f"{self._ref_prefix}{self._count}", sha)
         self._count += 1
         self._infos[sha] = info
+        self._last = ((tree, info.empty_dirs, info.nested_repos), sha)
         return sha
 
     def restore(self, snapshot_id: str) -> None:
@@ -258,6 +266,8 @@ class ShadowGitWorkspace:
             self._git.run("update-ref", "--stdin", stdin="".join(f"delete {r}\n" for r in doomed).encode())
         self.close()
         self._infos = {k: v for k, v in self._infos.items() if k in keep}
+        if self._last is not None and self._last[1] not in keep:
+            self._last = None
         if not keep:
             self._count = 0
 
@@ -267,6 +277,10 @@ class ShadowGitWorkspace:
         self._stager.close()
         if self._index_file.exists():
             self._index_file.replace(self._base_index)  # the last session to end wins: any index is a cache
+        try:
+            maybe_collect(self.git_dir)
+        except SnapshotError as exc:
+            self.warnings.append(f"shadow repository {self.git_dir} not collected: {exc}")
 
     def stats(self) -> dict[str, int]:
         """How many stages found nothing changed, asked git about the changed paths only, or walked the tree."""
@@ -283,19 +297,27 @@ class ShadowGitWorkspace:
         }
 
     def _stage(self, *, full: bool) -> tuple[str, tuple[str, ...]]:
-        if not self._index_file.exists() and self._base_index.exists():
-            try:
-                shutil.copyfile(self._base_index, self._index_file)
-            except OSError:
-                self._index_file.unlink(missing_ok=True)  # another session took it: start from an empty index
+        if self._take_base_index():
             self._stager.forget()
         return self._stager.stage(full=full)
+
+    def _take_base_index(self) -> bool:
+        """Start from the index the last run left (a copy: sessions may run side by side)."""
+        if self._index_file.exists() or not self._base_index.exists():
+            return False
+        try:
+            shutil.copyfile(self._base_index, self._index_file)
+        except OSError:
+            self._index_file.unlink(missing_ok=True)  # another session replaced it meanwhile: start empty
+        return True
 
     def _watcher(self) -> ChangeWatcher | None:
         names = frozenset(p.strip("/") for p in self.excludes if p.endswith("/") and "/" not in p.strip("/"))
         paths = frozenset(p.strip("/") for p in self.excludes if p.startswith("/") and p.endswith("/"))
         try:
-            watcher = ChangeWatcher(self.root, skip_names=names, skip_paths=paths)
+            # With an index from a previous run, its directories are watched instead of walking the tree.
+            dirs = tracked_dirs(self._git) if self._index_file.exists() else None
+            watcher = ChangeWatcher(self.root, skip_names=names, skip_paths=paths, dirs=dirs)
         except OSError as exc:
             self.warnings.append(f"no change watcher for {self.root} ({exc.strerror}): every snapshot walks the tree")
             return None
@@ -319,7 +341,9 @@ class ShadowGitWorkspace:
         digest = hashlib.sha256(patterns.encode()).hexdigest()[:12]
         excludes_file = self.git_dir / "info" / f"exclude-{digest}"
         _write_if_changed(excludes_file, patterns)
-        _write_if_changed(self.git_dir / "branchwise-workspace", f"{self.root}\n")
+        record = self.git_dir / "branchwise-workspace"  # whose repository this is, for `runs prune`
+        if not record.exists():
+            _write_if_changed(record, f"{self.root}\n")
         return excludes_file, digest
 
     def _refuse_to_overwrite_nested(self, snapshot_id: str) -> None:

@@ -66,9 +66,14 @@ class Stager:
     def _full(self) -> tuple[str, tuple[str, ...]]:
         if not self.index_file.exists():
             self._add_everything()
+            changed: list[str] = []
         else:
-            self._update(self._collect([]))
-        return self._write_tree(), self._empty_dirs_in([])
+            gone, changed = self._collect([])
+            self._update((gone, changed))
+        tree, empty = self._write_tree(), self._empty_dirs_in([])
+        if self.watcher is not None:  # directories the watches (set from the old index) do not cover yet
+            self.watcher.watch_more({*empty, *_parents(changed)})
+        return tree, empty
 
     def _incremental(self, changes: Changes, before: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
         self._update(self._collect(sorted(changes.paths)))
@@ -172,6 +177,21 @@ class Stager:
         """`-- paths...` (the whole tree when empty) minus the nested repositories."""
         include = [f":(literal){p}" for p in paths] or ["."]
         return ["--", *include, *(f":(exclude,literal){p}" for p in sorted(self.nested))]
+
+
+def tracked_dirs(git: Git) -> set[str]:
+    """Every directory the index holds a file in, with their parents (from `ls-files`, not a walk)."""
+    return _parents(split_z(git.run("ls-files", "-z")))
+
+
+def _parents(paths: list[str]) -> set[str]:
+    dirs: set[str] = set()
+    for path in paths:
+        parent = path.rpartition("/")[0]
+        while parent and parent not in dirs:
+            dirs.add(parent)
+            parent = parent.rpartition("/")[0]
+    return dirs
 
 
 def _touches_ignore_rules(changes: Changes) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import os
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,8 +55,15 @@ class ChangeWatcher:
     """Recursive inotify watches on a workspace; `take()` returns the changes since the previous call."""
 
     def __init__(
-        self, root: Path, *, skip_names: frozenset[str] = frozenset(), skip_paths: frozenset[str] = frozenset()
+        self,
+        root: Path,
+        *,
+        skip_names: frozenset[str] = frozenset(),
+        skip_paths: frozenset[str] = frozenset(),
+        dirs: Iterable[str] | None = None,
     ) -> None:
+        """Watch every directory under `root`, found by walking it, or exactly `dirs` (and the root): the
+        directories a previous index holds files in, which costs a fraction of the walk on a big tree."""
         self.root = Path(root)
         self.skip_names = skip_names | {".git"}
         self.skip_paths = skip_paths
@@ -68,7 +76,18 @@ class ChangeWatcher:
         self.broken: str | None = None
         """Why the watches can no longer be trusted (then every `take()` is None until `close()`)."""
         self._lost = False
-        self._add_tree("")
+        if dirs is None:
+            self._add_tree("")
+        else:
+            for rel in sorted({"", *dirs}):
+                self._add_one(rel)
+
+    def watch_more(self, dirs: Iterable[str]) -> None:
+        """Also watch these directories (found by a walk of the tree); each is re-examined at the next look,
+        since something may have changed in it before its watch was in place."""
+        for rel in sorted(set(dirs) - self._wds.keys()):
+            if self._add_one(rel):
+                self._pending.paths.add(rel)
 
     def take(self) -> Changes | None:
         """The changes since the last call, or None when they are not known (walk the tree this time)."""
@@ -128,14 +147,8 @@ class ChangeWatcher:
         stack = [rel]
         while stack and not self.broken:
             current = stack.pop()
-            try:
-                wd = self._inotify.add_watch(os.fsencode(self.root / current if current else self.root), _MASK)
-            except OSError as exc:
-                if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-                    continue  # gone again already: its creation and deletion are both events of its parent
-                self.broken = f"cannot watch {current or '.'}: {exc.strerror} (raise fs.inotify.max_user_watches)"
-                return
-            self._dirs[wd], self._wds[current] = current, wd
+            if not self._add_one(current):
+                continue
             try:
                 with os.scandir(self.root / current) as entries:
                     names = [e.name for e in entries if e.is_dir(follow_symlinks=False)]
@@ -145,6 +158,18 @@ class ChangeWatcher:
                 child = f"{current}/{name}" if current else name
                 if name not in self.skip_names and child not in self.skip_paths:
                     stack.append(child)
+
+    def _add_one(self, rel: str) -> bool:
+        if any(part in self.skip_names for part in rel.split("/")) or rel in self.skip_paths:
+            return False
+        try:
+            wd = self._inotify.add_watch(os.fsencode(self.root / rel if rel else self.root), _MASK)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+                self.broken = f"cannot watch {rel or '.'}: {exc.strerror} (raise fs.inotify.max_user_watches)"
+            return False  # gone again already: its creation and deletion are both events of its parent
+        self._dirs[wd], self._wds[rel] = rel, wd
+        return True
 
     def _forget(self, rel: str) -> None:
         """Drop the watches of `rel` and of every directory below it: their paths are stale after a move."""
