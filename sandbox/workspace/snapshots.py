@@ -275,12 +275,20 @@ class ShadowGitWorkspace:
         """Stop watching, and leave this session's index for the next run of the workspace (its stat data is
         what makes that run's first snapshot cheap). The instance still works after this, walking the tree."""
         self._stager.close()
-        if self._index_file.exists():
+        if self._owns_git_dir():
             self._index_file.replace(self._base_index)  # the last session to end wins: any index is a cache
+        else:  # a scratch copy (replay) borrowing the workspace's repository: its stat data helps nobody
+            self._index_file.unlink(missing_ok=True)
         try:
             maybe_collect(self.git_dir)
         except SnapshotError as exc:
             self.warnings.append(f"shadow repository {self.git_dir} not collected: {exc}")
+
+    def _owns_git_dir(self) -> bool:
+        try:
+            return self._index_file.exists() and (self.git_dir / "branchwise-workspace").read_text() == f"{self.root}\n"
+        except OSError:
+            return False
 
     def stats(self) -> dict[str, int]:
         """How many stages found nothing changed, asked git about the changed paths only, or walked the tree."""
