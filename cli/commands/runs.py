@@ -70,6 +70,9 @@ def prune_command(*, keep: int | None, dry_run: bool, cd: Path | None, out: Outp
         live = {p.name for p in base.iterdir() if p.is_dir()} if is_real_runs_dir(workspace) else set()
         before, after = collect(git_dir, live_sessions=live)
         out.info(f"shadow repository {git_dir}: {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB")
-    for repo in remove_orphans(dry_run=dry_run):
+    orphans = remove_orphans(dry_run=dry_run)
+    for repo in orphans:
         out.info(f"{verb} {repo.git_dir} ({repo.size_bytes / 1e6:.1f} MB): its workspace {repo.workspace} is gone")
+    if not (doomed or orphans or (git_dir / "HEAD").is_file()):
+        out.info(f"nothing to prune for {workspace}")
     return 0

@@ -4,6 +4,7 @@ nothing a snapshot would capture, and that a step that writes after them is stil
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -60,3 +61,38 @@ def test_read_only_steps_change_nothing_and_a_later_write_is_seen(cli, example_r
     res = cli("run", "write once", "-m", f"scripted:{script}", "-o", "json", cwd=example_repo)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["changed_files"] == ["calc/stats.py"]
+
+
+@pytest.mark.slow
+def test_runs_prune_deletes_old_runs_their_snapshots_and_orphaned_shadows(cli, example_repo, tmp_path, clean_env):
+    script = write_script(tmp_path / "r.yaml", [finish("nothing")])
+    for _ in range(2):
+        assert cli("run", "noop", "-m", f"scripted:{script}", "-o", "json", cwd=example_repo).returncode == 0
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    assert (
+        cli(
+            "run",
+            "noop",
+            "-m",
+            f"scripted:{script}",
+            "-o",
+            "json",
+            cwd=gone,
+            env={"BRANCHWISE_WORKSPACE_ALLOW_NON_GIT": "true"},
+        ).returncode
+        == 0
+    )
+    shutil.rmtree(gone)
+    shadow_base = Path(clean_env["XDG_STATE_HOME"]) / "branchwise" / "shadow"
+    assert len(list(shadow_base.iterdir())) == 2
+    runs = sorted(p.name for p in (example_repo / ".branchwise" / "runs").iterdir())
+    res = cli("runs", "prune", "--keep", "1", cwd=example_repo)
+    assert res.returncode == 0, res.stderr
+    assert "deleted 1 run log" in res.stdout + res.stderr and "is gone" in res.stdout + res.stderr
+    assert sorted(p.name for p in (example_repo / ".branchwise" / "runs").iterdir()) == runs[1:]
+    (shadow,) = shadow_base.iterdir()  # the deleted workspace's repository went
+    refs = subprocess.run(["git", "--git-dir", str(shadow), "for-each-ref", "--format=%(refname)", "refs/branchwise/"],
+                          capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    assert refs and {r.split("/")[2] for r in refs} == {runs[1]}
+    assert json.loads(cli("runs", "--json", cwd=example_repo).stdout)[0]["run_id"] == runs[1]
