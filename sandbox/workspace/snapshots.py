@@ -197,7 +197,7 @@ class ShadowGitWorkspace:
         # (the files are clean against `current`), and no untracked file is left but empty directories.
         current, empty_now = self._stage(full=False)
         if self._git.try_run("read-tree", "-u", "-m", current, snapshot_id).returncode == 0:
-            _remove_empty_dirs(self.root, set(empty_now) - set(info.empty_dirs))
+            _remove_empty_dirs(self.root, set(empty_now) - set(info.empty_dirs), set(info.empty_dirs))
         else:  # something ignored is in the way of a file the snapshot has: overwrite like a reset does
             self._stager.forget()
             self._git.run("read-tree", "-u", "--reset", snapshot_id)
@@ -382,15 +382,20 @@ class ShadowGitWorkspace:
         return changes
 
 
-def _remove_empty_dirs(root: Path, dirs: set[str]) -> None:
-    """rmdir each of `dirs` that is still an empty directory, deepest first (never follows a symlink)."""
-    for rel in sorted(dirs, key=lambda d: d.count("/"), reverse=True):
-        path = root / rel
-        try:
-            if stat.S_ISDIR(os.lstat(path).st_mode):
+def _remove_empty_dirs(root: Path, dirs: set[str], keep: set[str]) -> None:
+    """rmdir each of `dirs` that is still an empty directory, deepest first, then each parent this leaves empty
+    unless it is in `keep` (never follows a symlink; what is not empty stays, as a clean -d would leave it)."""
+    pending = sorted(dirs, key=lambda d: d.count("/"), reverse=True)
+    for rel in pending:
+        while rel and rel not in keep:
+            path = root / rel
+            try:
+                if not stat.S_ISDIR(os.lstat(path).st_mode):
+                    break
                 path.rmdir()
-        except OSError:
-            pass  # not empty (ignored files inside), or gone already: exactly what a clean -d would leave
+            except OSError:
+                break  # not empty (ignored files inside), or gone already
+            rel = rel.rpartition("/")[0]
 
 
 def _write_if_changed(path: Path, text: str) -> None:
