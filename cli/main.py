@@ -205,15 +205,37 @@ def config_init(
     _exit(init(project=project, force=force, cd=cd))
 
 
-@app.command("runs")
+runs_app = typer.Typer(help="List past runs of this repository (from .branchwise/runs), or prune them.")
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.callback(invoke_without_command=True)
 def runs(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     cd: CdOption = None,
 ) -> None:
-    """List past runs of this repository (from .branchwise/runs)."""
-    from branchwise.cli.commands.runs import list_command
+    """List past runs of this repository (from .branchwise/runs); `runs prune` removes what is not needed."""
+    if ctx.invoked_subcommand is None:
+        from branchwise.cli.commands.runs import list_command
 
-    _exit(list_command(as_json=as_json, cd=cd))
+        _exit(list_command(as_json=as_json, cd=cd))
+
+
+@runs_app.command("prune")
+def runs_prune(
+    keep: Annotated[
+        int | None, typer.Option("--keep", min=0, help="Also delete all but the newest N run logs.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; delete nothing.")] = False,
+    cd: CdOption = None,
+) -> None:
+    """Garbage-collect this repository's shadow snapshot repository (the snapshots of deleted runs go; the
+    start and end snapshots of kept runs stay, for replay and undo), and delete every shadow repository whose
+    workspace no longer exists. Shadow repositories are also collected automatically past 256 MB."""
+    from branchwise.cli.commands.runs import prune_command
+
+    _exit(prune_command(keep=keep, dry_run=dry_run, cd=cd))
 
 
 @app.command("replay")

@@ -141,6 +141,8 @@ class Session:
         try:
             self.start_snapshot = self.snapshots.snapshot("start")
             self.emit_start(task, self.repository.start())
+            for warning in self.snapshots.warnings:  # workspace: e.g. no change watcher, snapshots walk the tree
+                self.bus.emit(Warning(message=warning))
             self.add_mcp_tools()
             # Only the user's own words are trusted: AGENTS.md comes with the repository, like any of its files.
             self.gate.trust(task)
@@ -191,7 +193,8 @@ class Session:
             # Background processes end with the run; while one ran, bwrap's mount-point files for missing
             # protected paths (.envrc, .vscode, ...) had to stay, and must not get into the end snapshot.
             self.sandbox.stop_background()
-            self.end_snapshot = self.snapshots.snapshot("end") if self.start_snapshot else None
+            # full: the one walk of the tree per run, for writes no change watcher sees (shared mmap, hard links)
+            self.end_snapshot = self.snapshots.snapshot("end", full=True) if self.start_snapshot else None
         except SandboxError:
             self.end_snapshot = None
         branch = None
