@@ -1,0 +1,140 @@
+"""Where a batch's jobs run. Ray is the batch's engine (local, started for the batch and shut down after it, or
+an existing cluster by its address); the process pool and the in-process executor are the baselines the
+benchmark measures Ray against.
+
+A local Ray node is bound to 127.0.0.1 with no dashboard and no usage reporting. With a cluster, the task
+repositories and the batch's output directory must be on a filesystem every node sees.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import multiprocessing
+import os
+import shutil
+import tempfile
+from typing import Any, Protocol
+
+from branchwise.agent.batch.job import Job, run_job
+from branchwise.agent.errors import EnvironmentProblem
+
+
+class Executor(Protocol):
+    """Runs jobs concurrently; handles are opaque."""
+
+    def submit(self, job: Job) -> Any: ...
+
+    def wait(self, handles: list[Any], timeout: float) -> list[Any]:
+        """The handles that are done (at least one unless the timeout passed)."""
+        ...
+
+    def result(self, handle: Any) -> dict[str, Any]:
+        """The job's result; raises when the worker died."""
+        ...
+
+    def cancel(self, handles: list[Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class RayExecutor:
+    """Jobs as Ray tasks, one CPU each."""
+
+    def __init__(self, concurrency: int, address: str | None = None) -> None:
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        try:
+            import ray
+        except ImportError:
+            raise EnvironmentProblem("batch runs on Ray, which is missing: pip install 'branchwise[ray]'") from None
+        self.ray = ray
+        self.temp: str | None = None
+        address = address or os.environ.get("RAY_ADDRESS") or None
+        quiet: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False, "include_dashboard": False}
+        try:
+            if address:
+                ray.init(address=address, **quiet)
+            else:
+                # A short path: Ray's sockets live under it, and a socket path is limited to 107 bytes.
+                self.temp = tempfile.mkdtemp(prefix="bw-ray-", dir="/tmp")
+                ray.init(address="local", num_cpus=max(1, concurrency), _node_ip_address="127.0.0.1",
+                         _temp_dir=self.temp, **quiet)  # fmt: skip
+        except (ConnectionError, RuntimeError, ValueError, OSError) as exc:
+            self._remove_temp()
+            where = f"the Ray cluster at {address}" if address else "a local Ray node"
+            raise EnvironmentProblem(f"cannot start {where}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+        self.remote = ray.remote(num_cpus=1, max_retries=0)(run_job)
+
+    def submit(self, job: Job) -> Any:
+        return self.remote.remote(job)
+
+    def wait(self, handles: list[Any], timeout: float) -> list[Any]:
+        ready, _ = self.ray.wait(handles, num_returns=1, timeout=timeout)
+        if ready:
+            ready, _ = self.ray.wait(handles, num_returns=len(handles), timeout=0)
+        return list(ready)
+
+    def result(self, handle: Any) -> dict[str, Any]:
+        value: dict[str, Any] = self.ray.get(handle)
+        return value
+
+    def cancel(self, handles: list[Any]) -> None:
+        for handle in handles:
+            try:
+                self.ray.cancel(handle, force=True)
+            except (ValueError, TypeError, self.ray.exceptions.RayError):
+                pass  # already finished
+
+    def close(self) -> None:
+        self.ray.shutdown()
+        self._remove_temp()
+
+    def _remove_temp(self) -> None:
+        if self.temp:
+            shutil.rmtree(self.temp, ignore_errors=True)
+
+
+class PoolExecutor:
+    """Jobs in a plain process pool (the benchmark's baseline for Ray's overhead)."""
+
+    def __init__(self, concurrency: int) -> None:
+        context = multiprocessing.get_context("forkserver")
+        self.pool = concurrent.futures.ProcessPoolExecutor(max_workers=max(1, concurrency), mp_context=context)
+
+    def submit(self, job: Job) -> Any:
+        return self.pool.submit(run_job, job)
+
+    def wait(self, handles: list[Any], timeout: float) -> list[Any]:
+        done, _ = concurrent.futures.wait(handles, timeout=timeout, return_when=concurrent.futures.FIRST_COMPLETED)
+        return list(done)
+
+    def result(self, handle: Any) -> dict[str, Any]:
+        value: dict[str, Any] = handle.result()
+        return value
+
+    def cancel(self, handles: list[Any]) -> None:
+        for handle in handles:
+            handle.cancel()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class InlineExecutor:
+    """Jobs one after another in this process (the sequential baseline)."""
+
+    def submit(self, job: Job) -> Any:
+        return run_job(job)
+
+    def wait(self, handles: list[Any], timeout: float) -> list[Any]:
+        return list(handles)
+
+    def result(self, handle: Any) -> dict[str, Any]:
+        value: dict[str, Any] = handle
+        return value
+
+    def cancel(self, handles: list[Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
