@@ -25,6 +25,7 @@ from branchwise.agent.errors import EXIT_ENVIRONMENT
 from branchwise.agent.run.workspace import _git_env
 
 PR_SET_PDEATHSIG = 1
+MAX_TEST_OUTPUT = 2000
 
 
 @dataclass
@@ -177,9 +178,12 @@ def score(job: Job, spec: Score) -> dict[str, Any]:
         args = ["sandbox", "run", "-C", str(workdir), "--timeout", str(spec.timeout_s), "--", "sh", "-c", command]
         if "--dangerously-full-access" in job.flags:
             args.insert(2, "--dangerously-full-access")
-        proc = subprocess.run([*branchwise_command(), *args], capture_output=True, env=job.env, cwd=workdir,
-                              stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent, check=False)  # fmt: skip
-        results.append({"group": group, "name": name, "passed": proc.returncode == 0, "exit_code": proc.returncode})
+        proc = subprocess.run([*branchwise_command(), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              env=job.env, cwd=workdir, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+                              check=False)  # fmt: skip
+        tail = proc.stdout.decode("utf-8", "replace")[-MAX_TEST_OUTPUT:]
+        results.append({"group": group, "name": name, "passed": proc.returncode == 0, "exit_code": proc.returncode,
+                        "output": tail})  # fmt: skip
     return {"passed": bool(results) and all(r["passed"] for r in results), "tests": results}
 
 

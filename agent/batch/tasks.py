@@ -214,7 +214,8 @@ def _where(task: Task, data: dict[str, Any], base: Path, *, in_branchwise: bool)
             raise UsageError(f"{task.source}: repo must be a path")
         path = (base / Path(repo).expanduser()).resolve()
         top = git_output(path, "rev-parse", "--show-toplevel") if path.is_dir() else None
-        if top is None or Path(top).resolve() != path:
+        bare = top is None and path.is_dir() and git_output(path, "rev-parse", "--is-bare-repository") == "true"
+        if not bare and (top is None or Path(top).resolve() != path):
             raise UsageError(f"{task.source}: repo {repo!r} is not the top of a git repository")
         task.repo = path
         return

@@ -218,6 +218,7 @@ def eval_swebench(
     max_steps: MaxSteps = None,
     task_max_cost: TaskMaxCost = None,
     task_max_wall: TaskMaxWall = None,
+    plan: Plan = None,
     dangerously_full_access: FullAccess = False,
     output_format: Format = "text",
 ) -> None:
@@ -227,7 +228,7 @@ def eval_swebench(
     from branchwise.agent.eval.swebench import swebench_tasks
 
     flags = run_flags(model=model, search=search, attempts=attempts, max_steps=max_steps,
-                      task_max_cost=task_max_cost, task_max_wall=task_max_wall,
+                      task_max_cost=task_max_cost, task_max_wall=task_max_wall, plan=plan,
                       full_access=dangerously_full_access)  # fmt: skip
     request = _request(out, concurrency, address, max_cost, max_wall, retries, output_format, flags, None)
     tasks = swebench_tasks(instances, repos, out.resolve(), limit=limit)
@@ -251,6 +252,7 @@ def eval_humaneval(
     max_steps: MaxSteps = None,
     task_max_cost: TaskMaxCost = None,
     task_max_wall: TaskMaxWall = None,
+    plan: Plan = None,
     dangerously_full_access: FullAccess = False,
     output_format: Format = "text",
 ) -> None:
@@ -260,7 +262,7 @@ def eval_humaneval(
     from branchwise.agent.eval.humaneval import humaneval_tasks
 
     flags = run_flags(model=model, search=search, attempts=attempts, max_steps=max_steps,
-                      task_max_cost=task_max_cost, task_max_wall=task_max_wall,
+                      task_max_cost=task_max_cost, task_max_wall=task_max_wall, plan=plan,
                       full_access=dangerously_full_access)  # fmt: skip
     request = _request(out, concurrency, address, max_cost, max_wall, retries, output_format, flags, None)
     tasks = humaneval_tasks(problems, out.resolve(), limit=limit)

@@ -1,0 +1,172 @@
+"""`branchwise batch` end to end on a real local Ray (inside a loopback-only network namespace), with scripted
+models on real temporary repositories: results, exit codes, isolation of the copies, budgets, retries and
+resuming after SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import BRANCHWISE, finish, git, make_repo, shell, write_script
+from tests.support.netns import loopback_only, require_netns
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def bw(clean_env):
+    require_netns()
+
+    def run(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(loopback_only([str(BRANCHWISE), *args]), cwd=cwd, env=clean_env, capture_output=True,
+                              text=True, timeout=timeout)  # fmt: skip
+
+    return run
+
+
+def task_file(path: Path, prompt: str, replies: list[dict[str, Any]], *, extra: str = "") -> Path:
+    """A task file beside its scripted replies, on the shared repository."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_script(path.with_suffix(".yaml"), replies)
+    path.write_text(f'prompt = "{prompt}"\nrepo = "../repo"\nmodel = "scripted:{path.with_suffix(".yaml").name}"\n'
+                    f"{extra}\n")  # fmt: skip
+    return path
+
+
+def results(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+
+
+def test_mixed_batch_gives_each_task_its_result_and_exit_1(bw, tmp_path):
+    repo = make_repo(tmp_path / "repo", {"README.md": "hello\n"})
+    tasks = tmp_path / "tasks"
+    task_file(tasks / "pass.toml", "write pass", [shell("echo pass > out.txt"), finish()],
+              extra='checks = ["grep -q pass out.txt"]')  # fmt: skip
+    task_file(tasks / "fail.toml", "write x", [shell("echo x > out.txt"), finish()],
+              extra='checks = ["grep -q pass out.txt"]')  # fmt: skip
+    task_file(tasks / "budget.toml", "loop", [shell("true"), shell("true"), shell("true"), finish()],
+              extra="[limits]\nmax_steps = 1")  # fmt: skip
+    (tasks / "malformed.toml").write_text('prompt = "unclosed\n')
+    task_file(tasks / "recipe.toml", "say {{ word }}", [finish()], extra='[params.word]\ntype = "string"')
+    out = tmp_path / "out"
+    res = bw("batch", str(tasks), "--out", str(out), "-j", "2", cwd=tmp_path)
+    assert res.returncode == 1, res.stdout + res.stderr
+    by_id = {r["task_id"]: r for r in results(out)}
+    assert set(by_id) == {"pass", "fail", "budget", "malformed", "recipe"}
+    assert by_id["pass"]["passed"] and by_id["pass"]["exit_code"] == 0 and by_id["pass"]["branch"]
+    assert not by_id["fail"]["passed"] and by_id["fail"]["exit_code"] == 1
+    assert by_id["budget"]["status"] == "budget_exceeded" and by_id["budget"]["exit_code"] == 3
+    assert by_id["budget"]["limit"] == "steps"
+    assert by_id["malformed"]["status"] == "invalid" and by_id["malformed"]["exit_code"] == 2
+    assert "parameter 'word' is required" in by_id["recipe"]["error"]
+    for r in by_id.values():  # the final JSON of each run, plus the batch's fields
+        if r["status"] != "invalid":
+            assert {"run_id", "model", "strategy", "steps", "cost_usd", "checks"} <= set(r)
+            assert r["strategy"] == "none" and r["model"].startswith("scripted:")
+    # The summary table names every task; the report is written.
+    lines = res.stdout.splitlines()
+    assert lines[0].split()[:3] == ["task", "status", "passed"]
+    assert "5 tasks: 1 passed, 4 failed" in res.stdout
+    assert "malformed" in (out / "report.html").read_text()
+    # The user's repository was never touched: no out.txt, no new branch, a clean status.
+    assert not (repo / "out.txt").exists()
+    assert git(repo, "status", "--porcelain") == "" and git(repo, "branch", "--list").split() == ["*", "main"]
+
+
+def test_tasks_on_one_repository_never_see_each_other(bw, tmp_path):
+    repo = make_repo(tmp_path / "repo", {"README.md": "hello\n"})
+    lines = []
+    for me, other in (("a", "b"), ("b", "a")):
+        replies = tmp_path / f"{me}.yaml"
+        write_script(replies, [shell(f"echo {me} > {me}.txt && sleep 2"), finish()])
+        lines.append({"id": f"writes-{me}", "prompt": f"write {me}", "repo": "repo", "model": f"scripted:{replies}",
+                      "checks": [f"test -f {me}.txt && test ! -f {other}.txt"]})  # fmt: skip
+    (tmp_path / "tasks.jsonl").write_text("".join(json.dumps(obj) + "\n" for obj in lines))
+    out = tmp_path / "out"
+    res = bw("batch", "tasks.jsonl", "--out", str(out), "-j", "2", "-o", "json", cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    summary = json.loads(res.stdout.splitlines()[-1])
+    assert summary["passed"] == 2 and summary["exit_code"] == 0 and summary["pass_rate"] == 1.0
+    rows = results(out)
+    assert len({r["workdir"] for r in rows}) == 2
+    # They really ran at the same time (each sleeps 2 s): their runs overlap.
+    assert sorted(r["task_id"] for r in rows) == ["writes-a", "writes-b"]
+    assert not (repo / "a.txt").exists() and not (repo / "b.txt").exists()
+
+
+def test_batch_budget_stops_starting_tasks_and_exits_3(bw, tmp_path):
+    make_repo(tmp_path / "repo", {"README.md": "hello\n"})
+    for name in ("t1", "t2", "t3"):
+        task_file(tmp_path / "tasks" / f"{name}.toml", name, [{**finish(), "cost_usd": 0.5}])
+    out = tmp_path / "out"
+    res = bw("batch", "tasks", "--out", str(out), "-j", "1", "--max-cost", "0.9", cwd=tmp_path)
+    assert res.returncode == 3, res.stdout + res.stderr
+    rows = results(out)
+    assert [r["task_id"] for r in rows] == ["t1", "t2"] and all(r["cost_usd"] == 0.5 for r in rows)
+    assert "1 not run (batch cost)" in res.stdout
+    # A rerun with a bigger budget runs only the task that is missing.
+    res = bw("batch", "tasks", "--out", str(out), "-j", "1", "--max-cost", "2", cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert [r["task_id"] for r in results(out)] == ["t1", "t2", "t3"]
+
+
+def test_environment_failures_are_retried_then_exit_4(bw, tmp_path):
+    make_repo(tmp_path / "repo", {"README.md": "hello\n"})
+    task_file(tmp_path / "tasks" / "gone.toml", "x", [finish()], extra='ref = "no-such-commit"')
+    out = tmp_path / "out"
+    res = bw("batch", "tasks", "--out", str(out), "--retries", "2", cwd=tmp_path)
+    assert res.returncode == 4, res.stdout + res.stderr
+    (row,) = results(out)
+    assert row["exit_code"] == 4 and row["attempt"] == 3 and "no-such-commit" in row["error"]
+    assert res.stderr.count("environment failure, trying again") == 2
+
+
+def _alive(pattern: str) -> list[str]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if pattern in cmdline:
+                found.append(cmdline)
+    return found
+
+
+def test_sigkilled_batch_rerun_finishes_only_the_missing_tasks(bw, clean_env, tmp_path):
+    require_netns()
+    make_repo(tmp_path / "repo", {"README.md": "hello\n"})
+    names = [f"t{i}" for i in range(4)]
+    for name in names:
+        task_file(tmp_path / "tasks" / f"{name}.toml", name, [shell("sleep 1.5"), finish()])
+    out = tmp_path / "out"
+    args = loopback_only([str(BRANCHWISE), "batch", "tasks", "--out", str(out), "-j", "1"])
+    proc = subprocess.Popen(args, cwd=tmp_path, env=clean_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if (out / "results.jsonl").is_file() and len(results(out)) >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    first = results(out)
+    assert 2 <= len(first) < 4, first
+    # Everything the batch started dies with it: Ray's processes and the runs they were running.
+    deadline = time.monotonic() + 60
+    while _alive(str(out)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(str(out)), _alive(str(out))
+    res = bw("batch", "tasks", "--out", str(out), "-j", "1", cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    rows = results(out)
+    assert rows[: len(first)] == first  # nothing lost or rewritten
+    assert sorted(r["task_id"] for r in rows) == names  # each task exactly once: only the missing ones ran
+    assert res.stderr.count("(finished earlier)") == len(first)
