@@ -102,7 +102,8 @@ def by_model(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """pass@1 per (model, strategy): one attempt per task, so pass@1 is the share of tasks passed."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        groups[(str(r.get("model") or "?"), str(r.get("strategy") or "?"))].append(r)
+        if r.get("status") != "invalid":  # never run: no model to credit or blame
+            groups[(str(r.get("model") or "?"), str(r.get("strategy") or "?"))].append(r)
     return [{"model": m, "strategy": s, "tasks": len(g), "passed": sum(1 for r in g if r.get("passed")),
              "pass_at_1": round(sum(1 for r in g if r.get("passed")) / len(g), 4),
              "cost_usd": round(sum(float(r.get("cost_usd") or 0) for r in g), 6),
