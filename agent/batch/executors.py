@@ -9,11 +9,15 @@ repositories and the batch's output directory must be on a filesystem every node
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
 import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Protocol
 
 from branchwise.agent.batch.job import Job, run_job
@@ -41,8 +45,9 @@ class Executor(Protocol):
 class RayExecutor:
     """Jobs as Ray tasks, one CPU each."""
 
-    def __init__(self, concurrency: int, address: str | None = None) -> None:
+    def __init__(self, concurrency: int, address: str | None = None, log: Path | None = None) -> None:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        self.log = log
         try:
             import ray
         except ImportError:
@@ -52,18 +57,22 @@ class RayExecutor:
         address = address or os.environ.get("RAY_ADDRESS") or None
         quiet: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False, "include_dashboard": False}
         try:
-            if address:
-                ray.init(address=address, **quiet)
-            else:
-                # A short path: Ray's sockets live under it, and a socket path is limited to 107 bytes.
-                self.temp = tempfile.mkdtemp(prefix="bw-ray-", dir="/tmp")
-                ray.init(address="local", num_cpus=max(1, concurrency), _node_ip_address="127.0.0.1",
-                         _temp_dir=self.temp, **quiet)  # fmt: skip
+            with _stderr_to(self.log):
+                self._init(ray, address, concurrency, quiet)
         except (ConnectionError, RuntimeError, ValueError, OSError) as exc:
             self._remove_temp()
             where = f"the Ray cluster at {address}" if address else "a local Ray node"
             raise EnvironmentProblem(f"cannot start {where}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
         self.remote = ray.remote(num_cpus=1, max_retries=0)(run_job)
+
+    def _init(self, ray: Any, address: str | None, concurrency: int, quiet: dict[str, Any]) -> None:
+        if address:
+            ray.init(address=address, **quiet)
+        else:
+            # A short path: Ray's sockets live under it, and a socket path is limited to 107 bytes.
+            self.temp = tempfile.mkdtemp(prefix="bw-ray-", dir="/tmp")
+            ray.init(address="local", num_cpus=max(1, concurrency), _node_ip_address="127.0.0.1",
+                     _temp_dir=self.temp, **quiet)  # fmt: skip
 
     def submit(self, job: Job) -> Any:
         return self.remote.remote(job)
@@ -86,12 +95,33 @@ class RayExecutor:
                 pass  # already finished
 
     def close(self) -> None:
-        self.ray.shutdown()
+        with _stderr_to(self.log):
+            self.ray.shutdown()
         self._remove_temp()
 
     def _remove_temp(self) -> None:
         if self.temp:
             shutil.rmtree(self.temp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _stderr_to(log: Path | None) -> Iterator[None]:
+    """Ray's own start-up and shutdown chatter (written by its C++ core straight to file descriptor 2) goes to
+    the batch's log instead of the user's terminal."""
+    if log is None:
+        yield
+        return
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(log, "ab") as f:
+            os.dup2(f.fileno(), 2)
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 class PoolExecutor:
@@ -124,13 +154,13 @@ class InlineExecutor:
     """Jobs one after another in this process (the sequential baseline)."""
 
     def submit(self, job: Job) -> Any:
-        return run_job(job)
+        return _Done(run_job(job))
 
     def wait(self, handles: list[Any], timeout: float) -> list[Any]:
         return list(handles)
 
     def result(self, handle: Any) -> dict[str, Any]:
-        value: dict[str, Any] = handle
+        value: dict[str, Any] = handle.value
         return value
 
     def cancel(self, handles: list[Any]) -> None:
@@ -138,3 +168,10 @@ class InlineExecutor:
 
     def close(self) -> None:
         pass
+
+
+class _Done:
+    """A finished job's result as a handle (handles are dictionary keys)."""
+
+    def __init__(self, value: dict[str, Any]) -> None:
+        self.value = value

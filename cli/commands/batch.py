@@ -6,6 +6,7 @@ when a command runs.
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -70,10 +71,19 @@ def execute(tasks: list[Any], request: BatchRequest, *, title: str) -> int:
                            max_wall_s=request.max_wall, retries=request.retries, flags=request.run_flags,
                            env=keep_env() if local else None)  # fmt: skip
     progress = Progress(len(tasks), enabled=request.output_format == "text")
-    with progress:
-        outcome = run_batch(tasks, out_dir, options, lambda: RayExecutor(request.concurrency, request.address),
-                            progress.notify)  # fmt: skip
+    ray_log = out_dir / "logs" / "ray.log"
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the batch the way Ctrl-C does
+    try:
+        with progress:
+            ray = lambda: RayExecutor(request.concurrency, request.address, ray_log)  # noqa: E731
+            outcome = run_batch(tasks, out_dir, options, ray, progress.notify)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return render_outcome(outcome, tasks, out_dir, title=title, output_format=request.output_format)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _check(request: BatchRequest) -> None:

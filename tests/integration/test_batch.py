@@ -170,3 +170,65 @@ def test_sigkilled_batch_rerun_finishes_only_the_missing_tasks(bw, clean_env, tm
     assert rows[: len(first)] == first  # nothing lost or rewritten
     assert sorted(r["task_id"] for r in rows) == names  # each task exactly once: only the missing ones ran
     assert res.stderr.count("(finished earlier)") == len(first)
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_what_finished(bw, clean_env, tmp_path):
+    require_netns()
+    make_repo(tmp_path / "repo", {"README.md": "hello\n"})
+    names = [f"t{i}" for i in range(3)]
+    for name in names:
+        task_file(tmp_path / "tasks" / f"{name}.toml", name, [shell("sleep 2"), finish()])
+    out = tmp_path / "out"
+    args = loopback_only([str(BRANCHWISE), "batch", "tasks", "--out", str(out), "-j", "1"])
+    proc = subprocess.Popen(args, cwd=tmp_path, env=clean_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not ((out / "results.jsonl").is_file() and results(out)):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stdout + stderr
+    finished = [r["task_id"] for r in results(out) if r["exit_code"] == 0]
+    assert 1 <= len(finished) < 3
+    assert "not run (batch stopped)" in stdout and "Traceback" not in stderr
+    deadline = time.monotonic() + 60
+    while _alive(str(out)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(str(out))  # the running task's run was stopped with the batch
+    res = bw("batch", "tasks", "--out", str(out), "-j", "1", cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stderr.count("(finished earlier)") == len(finished)
+
+
+CHROMIUM_FLAGS = ["--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def test_report_renders_in_headless_chromium(tmp_path):
+    """The HTML report of a mixed outcome, opened in Debian's Chromium: every task is a row, failures are red."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from branchwise.agent.batch.runner import BatchOutcome
+    from branchwise.agent.batch.tasks import Task
+    from branchwise.cli.render.batch_report import render_outcome
+
+    rows = {
+        "ok": {"task_id": "ok", "status": "completed", "exit_code": 0, "passed": True, "cost_usd": 0.01,
+               "duration_s": 1.5, "model": "m", "strategy": "mcts", "checks": [{"passed": True}], "steps": 3},
+        "bad": {"task_id": "bad", "status": "failed", "exit_code": 1, "passed": False, "cost_usd": 0.02,
+                "duration_s": 2.5, "model": "m", "strategy": "mcts", "error": "<b>checks</b> failed", "steps": 4},
+    }  # fmt: skip
+    tasks = [Task(id=t, source=tmp_path) for t in ("ok", "bad", "later")]
+    outcome = BatchOutcome(results=rows, not_run=["later"], budget="cost", wall_s=4.0)
+    code = render_outcome(outcome, tasks, tmp_path, title="mixed", output_format="json")
+    assert code == 3
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
+        page = browser.new_page()
+        page.goto((tmp_path / "report.html").as_uri())
+        assert page.locator("tr.pass").count() == 1 and page.locator("tr.fail").count() == 1
+        assert page.locator("tr.skip td.st").inner_text() == "not run"
+        colour = page.locator("tr.fail td.st").evaluate("e => getComputedStyle(e).color")
+        assert colour == "rgb(207, 34, 46)"
+        assert page.locator(".err").inner_text() == "<b>checks</b> failed"  # shown as text, not markup
+        assert "50%" in page.locator("table").first.inner_text()  # pass@1 of mcts on m: 1 of 2
+        page.screenshot(path=str(os.environ.get("REPORT_SCREENSHOT", tmp_path / "report.png")), full_page=True)
+        browser.close()
