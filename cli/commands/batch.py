@@ -206,7 +206,9 @@ def validate(
 ) -> None:
     """Check task files without running them: TOML, settings, parameters and the files they name.
 
-    Prints one line per problem and exits 2 if there is any; with --param, the values are checked too."""
+    Prints one line per problem and exits 2 if there is any; with --param, the values are checked too.
+
+    Exit codes: 0 every task file is valid; 2 a problem was found."""
     from branchwise.cli.commands.validate import validate_command
 
     raise typer.Exit(validate_command(files, param))
