@@ -62,7 +62,9 @@ class RayExecutor:
         except (ConnectionError, RuntimeError, ValueError, OSError) as exc:
             self._remove_temp()
             where = f"the Ray cluster at {address}" if address else "a local Ray node"
-            raise EnvironmentProblem(f"cannot start {where}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+            hint = " (is it running? a cluster with token authentication needs RAY_AUTH_MODE=token)" if address else ""
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise EnvironmentProblem(f"cannot start {where}: {first}{hint}") from None
         self.remote = ray.remote(num_cpus=1, max_retries=0)(run_job)
 
     def _init(self, ray: Any, address: str | None, concurrency: int, quiet: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 
 from branchwise.agent.batch.tasks import Score, Task
 from branchwise.agent.errors import EXIT_ENVIRONMENT
-from branchwise.agent.run.workspace import _git_env
+from branchwise.tools.git.isolation import git_environment
 
 PR_SET_PDEATHSIG = 1
 MAX_TEST_OUTPUT = 2000
@@ -76,8 +77,7 @@ def prepare_copy(task: Task, dest: Path) -> None:
         shutil.copytree(task.repo, dest, symlinks=True, ignore=shutil.ignore_patterns(".branchwise", ".git"))
         _git(dest, "init", "-q", "-b", "main")
         _git(dest, "add", "-A")
-        _git(dest, "-c", "user.name=branchwise", "-c", "user.email=branchwise@localhost", "commit", "-q",
-             "--allow-empty", "-m", f"batch copy of {task.repo}")  # fmt: skip
+        _git(dest, "commit", "-q", "--allow-empty", "-m", f"batch copy of {task.repo}")
     else:
         # --no-hardlinks: the copy's objects are its own, so nothing done in it can reach the original's.
         _git(dest.parent, "clone", "-q", "--no-hardlinks", str(task.repo), str(dest))
@@ -101,11 +101,20 @@ def _write_task_file(task: Task, workdir: Path) -> None:
     path.write_text(tomli_w.dumps(data), encoding="utf-8")
 
 
-def _git(cwd: Path, *args: str) -> None:
-    res = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, env=_git_env(), timeout=600,
-                         check=False)  # fmt: skip
+def host_git(cwd: Path, *args: str) -> None:
+    """git on the host with the isolated environment of tools/git (no user or system config, no hooks, no
+    helpers); a failure raises CopyError with git's last line."""
+    with tempfile.TemporaryDirectory(prefix="branchwise-git-") as scratch:
+        # Only local repositories are copied: the file transport, and no other, is allowed.
+        env = git_environment(Path(scratch), author=("branchwise", "branchwise@localhost"),
+                              extra_config=(("protocol.file.allow", "always"),))  # fmt: skip
+        res = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, env=env, timeout=600,
+                             check=False)  # fmt: skip
     if res.returncode != 0:
         raise CopyError((res.stderr.strip().splitlines() or [f"git {args[0]} failed"])[-1])
+
+
+_git = host_git
 
 
 def branchwise_command() -> list[str]:

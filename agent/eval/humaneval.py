@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import gzip
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
+from branchwise.agent.batch.job import CopyError, host_git
 from branchwise.agent.batch.tasks import Score, Task, inline_task
 from branchwise.agent.errors import EnvironmentProblem, UsageError
-from branchwise.agent.run.workspace import _git_env
 
 PROMPT = """Complete the function `{entry}` in solution.py so that it does what its docstring says.
 Keep its name and signature; do not remove the code that is already there. Then finish."""
@@ -77,10 +76,8 @@ def make_repository(path: Path, prompt: str) -> None:
         return
     path.mkdir(parents=True, exist_ok=True)
     (path / "solution.py").write_text(text, encoding="utf-8")
-    for args in (["init", "-q", "-b", "main"], ["add", "solution.py"],
-                 ["-c", "user.name=branchwise", "-c", "user.email=branchwise@localhost", "commit", "-q",
-                  "--allow-empty", "-m", "problem"]):  # fmt: skip
-        res = subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True, env=_git_env(),
-                             check=False)  # fmt: skip
-        if res.returncode != 0:
-            raise EnvironmentProblem(f"git {args[0]} in {path} failed: {res.stderr.strip()}")
+    try:
+        for args in (["init", "-q", "-b", "main"], ["add", "solution.py"], ["commit", "-q", "-m", "problem"]):
+            host_git(path, *args)
+    except CopyError as exc:
+        raise EnvironmentProblem(f"cannot make the problem's repository {path}: {exc}") from None

@@ -6,6 +6,7 @@ when a command runs.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,10 @@ def execute(tasks: list[Any], request: BatchRequest, *, title: str) -> int:
 
     _check(request)
     out_dir = request.out.resolve()
+    if out_dir.parent.name == ".branchwise":  # the default: kept out of the repository's git status like runs
+        from branchwise.agent.record.trajectory import prepare_runs_dir
+
+        prepare_runs_dir(out_dir.parent.parent)
     local = not (request.address or _ray_address())
     options = BatchOptions(concurrency=request.concurrency, max_cost_usd=request.max_cost,
                            max_wall_s=request.max_wall, retries=request.retries, flags=request.run_flags,
@@ -73,8 +78,11 @@ def execute(tasks: list[Any], request: BatchRequest, *, title: str) -> int:
     progress = Progress(len(tasks), enabled=request.output_format == "text")
     ray_log = out_dir / "logs" / "ray.log"
     previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the batch the way Ctrl-C does
+    ray_log.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with progress:
+        # While Ray is up, its driver prints the cluster's error messages to sys.stdout: they go to its log, so
+        # that stdout holds only the summary (or the one JSON object).
+        with progress, open(ray_log, "a", encoding="utf-8") as log, contextlib.redirect_stdout(log):
             ray = lambda: RayExecutor(request.concurrency, request.address, ray_log)  # noqa: E731
             outcome = run_batch(tasks, out_dir, options, ray, progress.notify)
     finally:

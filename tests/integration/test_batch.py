@@ -72,7 +72,7 @@ def test_mixed_batch_gives_each_task_its_result_and_exit_1(bw, tmp_path):
             assert r["strategy"] == "none" and r["model"].startswith("scripted:")
     # The summary table names every task; the report is written.
     lines = res.stdout.splitlines()
-    assert lines[0].split()[:3] == ["task", "status", "passed"]
+    assert lines[0].split()[:3] == ["task", "status", "passed"], res.stdout
     assert "5 tasks: 1 passed, 4 failed" in res.stdout
     assert "malformed" in (out / "report.html").read_text()
     # The user's repository was never touched: no out.txt, no new branch, a clean status.
@@ -232,3 +232,46 @@ def test_report_renders_in_headless_chromium(tmp_path):
         assert "50%" in page.locator("table").first.inner_text()  # pass@1 of mcts on m: 1 of 2
         page.screenshot(path=str(os.environ.get("REPORT_SCREENSHOT", tmp_path / "report.png")), full_page=True)
         browser.close()
+
+
+# `ray start --block` keeps the cluster's processes as its children and stops them when it is terminated, so the
+# test ends exactly the processes it started (`ray stop` would kill every Ray process of the machine by name).
+CLUSTER = """
+export RAY_USAGE_STATS_ENABLED=0 RAY_AUTH_MODE=token
+ray get-auth-token --generate > /dev/null 2>&1
+ray start --head --block --node-ip-address 127.0.0.1 --port 6391 --num-cpus 2 --include-dashboard false \\
+  --temp-dir "$RAY_TEMP" --disable-usage-stats > "$RAY_TEMP/start.log" 2>&1 &
+head=$!
+for _ in $(seq 300); do grep -q "Ray runtime started" "$RAY_TEMP/start.log" && break; sleep 0.2; done
+"$BRANCHWISE" batch tasks --out out --address 127.0.0.1:6391 -j 2 -o json
+code=$?
+ray status --address 127.0.0.1:6391 > /dev/null 2>&1
+echo $? > alive
+kill -TERM "$head"
+wait "$head"
+exit $code
+"""
+
+
+def test_batch_runs_on_an_existing_cluster_by_its_address(clean_env, tmp_path):
+    """A Ray cluster started apart (`ray start --head`), reached with --address; it is left running by the batch."""
+    require_netns()
+    make_repo(tmp_path / "repo", {"README.md": "hello\n"})
+    for name in ("c1", "c2"):
+        task_file(tmp_path / "tasks" / f"{name}.toml", name, [shell(f"echo {name} > out.txt"), finish()],
+                  extra=f'checks = ["grep -q {name} out.txt"]')  # fmt: skip
+    (tmp_path / "cluster.sh").write_text(CLUSTER)
+    temp = Path(f"/tmp/bw-rc-{os.getpid()}")
+    temp.mkdir(exist_ok=True)
+    env = {**clean_env, "BRANCHWISE": str(BRANCHWISE), "RAY_TEMP": str(temp),
+           "PATH": f"{BRANCHWISE.parent}:{clean_env['PATH']}"}  # fmt: skip
+    try:
+        res = subprocess.run(loopback_only(["bash", str(tmp_path / "cluster.sh")]), cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=300)  # fmt: skip
+        log = (temp / "start.log").read_text(errors="replace") if (temp / "start.log").is_file() else ""
+    finally:
+        subprocess.run(["rm", "-rf", str(temp)], check=False)
+    assert res.returncode == 0, res.stdout + res.stderr + log
+    assert (tmp_path / "alive").read_text().strip() == "0"  # the batch disconnected; the cluster is still up
+    summary = json.loads(res.stdout.splitlines()[-1])
+    assert summary["passed"] == 2 and summary["tasks"] == 2, (tmp_path / "out" / "results.jsonl").read_text()
