@@ -24,11 +24,13 @@ class Progress:
 
     def __enter__(self) -> Progress:
         if self.enabled and sys.stderr.isatty():
+            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
             from rich.progress import Progress as Bar
 
             self._bar = Bar(TextColumn("batch"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            TextColumn("{task.description}"), transient=True)  # fmt: skip
+                            TextColumn("{task.description}"), transient=True,
+                            console=Console(file=sys.stderr, highlight=False))  # fmt: skip
             self._bar.__enter__()
             self._task = self._bar.add_task("", total=self.total)
         return self
@@ -74,6 +76,10 @@ def render_outcome(outcome: Any, tasks: list[Any], out_dir: Path, *, title: str,
     columns = ["task", "status", "passed", "checks", "steps", "cost", "time", "branch"]
     print_table(sys.stdout, columns, [_row(r) for r in rows], wrap=("task",))
     print(_totals_line(summary))
+    for g in summary["by_model"]:
+        model = inert(g["model"], one_line=True)
+        print(f"pass@1 {g['pass_at_1'] * 100:.0f}% ({g['passed']}/{g['tasks']})  model {model}  "
+              f"strategy {g['strategy']}  cost ${g['cost_usd']:.4f}")  # fmt: skip
     print(f"results: {summary['results']}\nreport:  {summary['report']}")
     return outcome.exit_code
 
