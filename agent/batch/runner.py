@@ -131,7 +131,7 @@ def _collect(executor: Executor, handle: Any, job: Job, queue: deque[Job], resul
         raise
     except Exception as exc:  # the worker died (Ray raises its own errors): the environment failed
         result = {"task_id": job.task.id, "status": "error", "exit_code": EXIT_ENVIRONMENT, "passed": False,
-                  "error": f"the worker running the task died: {type(exc).__name__}: {str(exc).splitlines()[0:1]}",
+                  "error": f"the worker running the task died: {type(exc).__name__}: {_first_line(exc)}",
                   "attempt": job.attempt}  # fmt: skip
     if result.get("exit_code") == EXIT_ENVIRONMENT and job.attempt <= options.retries:
         notify("retry", job.task, result)
@@ -156,3 +156,8 @@ def _over(options: BatchOptions, results: ResultsFile, ids: set[str], started: f
 
 def _wall_over(options: BatchOptions, started: float) -> bool:
     return options.max_wall_s is not None and time.monotonic() - started >= options.max_wall_s
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""
