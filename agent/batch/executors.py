@@ -72,7 +72,9 @@ class RayExecutor:
             ray.init(address=address, **quiet)
         else:
             # A short path: Ray's sockets live under it, and a socket path is limited to 107 bytes.
-            self.temp = tempfile.mkdtemp(prefix="bw-ray-", dir="/tmp")
+            sweep_stale_temps()
+            self.temp = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=TEMP_ROOT)
+            Path(self.temp, OWNER_FILE).write_text(str(os.getpid()))
             ray.init(address="local", num_cpus=max(1, concurrency), _node_ip_address="127.0.0.1",
                      _temp_dir=self.temp, **quiet)  # fmt: skip
 
@@ -104,6 +106,23 @@ class RayExecutor:
     def _remove_temp(self) -> None:
         if self.temp:
             shutil.rmtree(self.temp, ignore_errors=True)
+
+
+TEMP_ROOT, TEMP_PREFIX, OWNER_FILE = "/tmp", "bw-ray-", "branchwise.pid"
+
+
+def sweep_stale_temps(root: str = TEMP_ROOT) -> None:
+    """Remove the session directories of local Rays whose batch is gone (a batch killed with SIGKILL cannot)."""
+    for directory in Path(root).glob(f"{TEMP_PREFIX}*"):
+        try:
+            if directory.stat().st_uid != os.getuid():
+                continue
+            pid = int((directory / OWNER_FILE).read_text().strip())
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(directory, ignore_errors=True)
+        except (OSError, ValueError):
+            continue  # not ours, or its owner is alive (or we may not signal it)
 
 
 @contextlib.contextmanager

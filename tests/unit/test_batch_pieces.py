@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -102,3 +103,17 @@ def test_batch_exit_codes(codes, budget, not_run, interrupted, expected):
     results = {str(i): {"exit_code": c, "passed": c == 0} for i, c in enumerate(codes)}
     outcome = BatchOutcome(results=results, not_run=not_run, budget=budget, interrupted=interrupted)
     assert outcome.exit_code == expected
+
+
+def test_stale_ray_session_dirs_of_dead_batches_are_swept(tmp_path):
+    import subprocess
+
+    from branchwise.agent.batch.executors import sweep_stale_temps
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    for name, pid in (("bw-ray-dead", dead.pid), ("bw-ray-alive", os.getpid())):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "branchwise.pid").write_text(str(pid))
+    (tmp_path / "bw-ray-nopid").mkdir()
+    sweep_stale_temps(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bw-ray-alive", "bw-ray-nopid"]
