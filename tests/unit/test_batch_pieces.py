@@ -109,6 +109,7 @@ def test_stale_ray_session_dirs_of_dead_batches_are_swept(tmp_path):
     import subprocess
 
     from branchwise.agent.batch.executors import sweep_stale_temps
+
     dead = subprocess.Popen(["true"])
     dead.wait()
     for name, pid in (("bw-ray-dead", dead.pid), ("bw-ray-alive", os.getpid())):
