@@ -13,6 +13,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -54,12 +55,13 @@ class RayExecutor:
             raise EnvironmentProblem("batch runs on Ray, which is missing: pip install 'branchwise[ray]'") from None
         self.ray = ray
         self.temp: str | None = None
+        self._token_env = False
         address = address or os.environ.get("RAY_ADDRESS") or None
         quiet: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False, "include_dashboard": False}
         try:
             with _stderr_to(self.log):
                 self._init(ray, address, concurrency, quiet)
-        except (ConnectionError, RuntimeError, ValueError, OSError) as exc:
+        except (ConnectionError, RuntimeError, ValueError, OSError, ray.exceptions.RayError) as exc:
             self._remove_temp()
             where = f"the Ray cluster at {address}" if address else "a local Ray node"
             hint = " (is it running? a cluster with token authentication needs RAY_AUTH_MODE=token)" if address else ""
@@ -75,8 +77,21 @@ class RayExecutor:
             sweep_stale_temps()
             self.temp = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=TEMP_ROOT)
             Path(self.temp, OWNER_FILE).write_text(str(os.getpid()))
+            self._own_token()
             ray.init(address="local", num_cpus=max(1, concurrency), _node_ip_address="127.0.0.1",
                      _temp_dir=self.temp, **quiet)  # fmt: skip
+
+    def _own_token(self) -> None:
+        """A local Ray authenticates with a token; give it one of its own, in its session directory, so that
+        nothing is written to ~/.ray (unless the user chose a token)."""
+        if self.temp is None or "RAY_AUTH_TOKEN" in os.environ or "RAY_AUTH_TOKEN_PATH" in os.environ:
+            return
+        path = Path(self.temp, "auth_token")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+        os.environ["RAY_AUTH_TOKEN_PATH"] = str(path)
+        self._token_env = True
 
     def submit(self, job: Job) -> Any:
         return self.remote.remote(job)
@@ -104,6 +119,9 @@ class RayExecutor:
         self._remove_temp()
 
     def _remove_temp(self) -> None:
+        if self._token_env:
+            os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
+            self._token_env = False
         if self.temp:
             shutil.rmtree(self.temp, ignore_errors=True)
 
