@@ -11,7 +11,7 @@ DEB_NEEDS := git:git rg:ripgrep bwrap:bubblewrap node:nodejs npm:npm
 MCP_SERVERS ?= $(if $(filter 0,$(shell id -u)),/opt/branchwise-test-mcp-servers,$(VENV)/mcp-servers)
 MCP_STAMP := $(MCP_SERVERS)/.installed
 MCP_PYTHON ?= /usr/bin/python3
-export BRANCHWISE_TEST_MCP_SERVERS := $(abspath $(MCP_SERVERS))
+export MCP_TEST_SERVERS := $(abspath $(MCP_SERVERS))
 
 .PHONY: setup debs demo test test-fast lint format bench clean
 

@@ -17,6 +17,13 @@ Action = Literal["allow", "ask", "deny"]
 DEFAULT_PROTECTED = [
     ".git/hooks",
     ".git/config",
+    # Where git finds another common directory, per-worktree configuration, other worktrees' and submodules' git
+    # directories (each with its own config and hooks) and other object stores: all read by host-side git.
+    ".git/commondir",
+    ".git/config.worktree",
+    ".git/worktrees",
+    ".git/modules",
+    ".git/objects/info/alternates",
     ".branchwise",
     ".envrc",
     ".bashrc",

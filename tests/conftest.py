@@ -69,6 +69,7 @@ def clean_env(tmp_path: Path) -> dict[str, str]:
         if not k.startswith("BRANCHWISE_") and not k.endswith("_API_KEY") and k not in ("XDG_CONFIG_HOME",)
     }
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), XDG_STATE_HOME=str(home / ".state"))
+    env["XDG_DATA_HOME"] = str(home / ".state" / "data")  # the memory database, kept with the state
     env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
     # Most tests drive the executor with short scripts; planner tests and the demo turn planning back on.
     env["BRANCHWISE_PLANNER_ENABLED"] = "false"

@@ -96,11 +96,12 @@ def check_repository_layer(layer: Layer, below: list[Layer], root: Path) -> None
     merged, _ = merge_layers(below)
     problems = repository_widening(layer.data, merged) + _key_redirection(layer.data)
     problems += repository_mcp_problems(layer.data)
-    problems += _tools_widening(layer.data, merged) + _files_outside(layer, root)
+    problems += _tools_widening(layer.data, merged) + _spending_widening(layer.data, merged)
+    problems += _files_outside(layer, root)
     if problems:
         raise ConfigError(
-            f"{layer.label}: {problems[0]}; a repository may only narrow the sandbox and the policy, may not "
-            "choose where your API key goes and may only name its own files, "
+            f"{layer.label}: {problems[0]}; a repository may only narrow the sandbox, the policy and the spending "
+            "limits, may not choose where your API key goes and may only name its own files, "
             "so set this in your user config, a BRANCHWISE_* variable or on the command line"
         )
 
@@ -112,6 +113,23 @@ def _tools_widening(data: dict[str, Any], below: dict[str, Any]) -> list[str]:
     if isinstance(value, int) and isinstance(base, int) and value > base:
         return [f"tools.output_limit_bytes = {value} is above {base}"]
     return []
+
+
+def _spending_widening(data: dict[str, Any], below: dict[str, Any]) -> list[str]:
+    """The user's money: a repository may lower the cost and token limits, never raise or remove them."""
+    limits, base = data.get("limits"), below.get("limits") or {}
+    if not isinstance(limits, dict) or not isinstance(base, dict):
+        return []
+    defaults, problems = Config().limits, []
+    for key in ("max_cost_usd", "max_tokens"):
+        value, floor = limits.get(key), base.get(key, getattr(defaults, key))
+        if not isinstance(value, int | float) or not isinstance(floor, int | float):
+            continue
+        unlimited, was_unlimited = value == 0, floor == 0
+        if (unlimited and not was_unlimited) or (not was_unlimited and value > floor):
+            shown = "0 (no limit)" if unlimited else str(value)
+            problems.append(f"limits.{key} = {shown} is above {floor}")
+    return problems
 
 
 def _files_outside(layer: Layer, root: Path) -> list[str]:

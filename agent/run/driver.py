@@ -66,6 +66,7 @@ class Driver:
         if self.given_plan is not None:
             self.plan = Plan.model_validate({"subgoals": self.given_plan})  # checked when the task file was loaded
             self.single = False
+            self.rc.bus.emit(PlanMade(subgoals=_dump(self.plan), facts=self.plan.facts, revision=0, given=True))
         elif self.planning:
             self.adopt(self.ask_plan(""), given=False)
         return self.plan

@@ -177,7 +177,11 @@ def protected_args(workspace: Path, protected: list[str]) -> tuple[list[str], li
             os.lstat(target)
         except (FileNotFoundError, NotADirectoryError):  # NotADirectory: `.git` is a file in worktrees
             if _is_real_dir(target.parent) and (home_like or target.name not in SHELL_RC_FILES):
-                ro_binds += ["--ro-bind", "/dev/null", str(target)]
+                placeholder = _git_placeholder(target)
+                if placeholder:
+                    ro_binds += ["--ro-bind", str(target), str(target)]
+                else:
+                    ro_binds += ["--ro-bind", "/dev/null", str(target)]
                 created.append(target)
             continue
         # -try: a dangling symlink has nothing to protect.
@@ -185,21 +189,66 @@ def protected_args(workspace: Path, protected: list[str]) -> tuple[list[str], li
     return self_binds + ro_binds, created
 
 
+# Missing paths inside a git directory that git itself reads when they exist: the mount point the host sees while
+# a command runs must mean what their absence means, or the user's own git breaks meanwhile (an empty `commondir`
+# is a fatal error to git; `.` names the git directory itself). Directories get an empty directory.
+_GIT_FILE_PLACEHOLDERS = {"commondir": b".\n"}
+_GIT_DIR_PLACEHOLDERS = frozenset({"worktrees", "modules"})
+
+
+def _git_placeholder(target: Path) -> bool:
+    """Create a harmless stand-in on the host for a missing git-directory entry; False if none is needed."""
+    if target.parent.name != ".git":
+        return False
+    try:
+        if target.name in _GIT_DIR_PLACEHOLDERS:
+            target.mkdir(0o755)
+            return True
+        content = _GIT_FILE_PLACEHOLDERS.get(target.name)
+        if content is None:
+            return False
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        try:
+            os.write(fd, content)
+        finally:
+            os.close(fd)
+        return True
+    except FileExistsError:
+        return True  # another command of the session holds the same stand-in
+    except OSError:
+        return False
+
+
 def remove_mount_points(paths: list[Path]) -> None:
-    """Delete the empty files bwrap created as mount points for missing protected paths."""
+    """Delete the mount points bwrap created for missing protected paths (empty files), and the stand-ins."""
     for path in paths:
         try:
             st = os.lstat(path)
         except FileNotFoundError:
             continue
-        if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+        if stat.S_ISDIR(st.st_mode) and path.name in _GIT_DIR_PLACEHOLDERS:
+            try:
+                path.rmdir()  # only while still empty
+            except OSError:
+                pass
+        elif stat.S_ISREG(st.st_mode) and (st.st_size == 0 or _is_stand_in(path, st)):
             path.unlink()
+
+
+def _is_stand_in(path: Path, st: os.stat_result) -> bool:
+    content = _GIT_FILE_PLACEHOLDERS.get(path.name)
+    if content is None or st.st_size != len(content):
+        return False
+    try:
+        return path.read_bytes() == content
+    except OSError:
+        return False
 
 
 def _is_real_dir(path: Path) -> bool:
     try:
         return stat.S_ISDIR(os.lstat(path).st_mode)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # NotADirectory: below a `.git` that is a file
         return False
 
 

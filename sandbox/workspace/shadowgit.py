@@ -45,6 +45,7 @@ SHADOW_CONFIG: tuple[tuple[str, str], ...] = (
     ("index.version", "4"),
     ("advice.addEmbeddedRepo", "false"),
     ("submodule.recurse", "false"),
+    ("diff.ignoreSubmodules", "all"),  # never look inside another repository (its config could run things)
     ("diff.noprefix", "false"),
     ("diff.mnemonicPrefix", "false"),
     ("diff.renames", "false"),
@@ -71,10 +72,15 @@ class SnapshotInfo:
     label: str = ""
     empty_dirs: tuple[str, ...] = ()
     nested_repos: tuple[str, ...] = ()
+    fifos: tuple[tuple[str, int], ...] = ()
+    """Named pipes (path, permission bits): git cannot hold them, so the record does and restore remakes them."""
 
     def message(self) -> bytes:
         """The commit message that carries this record (the commit's tree stays exactly the workspace)."""
-        body = {"v": 1, "label": self.label, "empty_dirs": self.empty_dirs, "nested_repos": self.nested_repos}
+        body: dict[str, object] = {"v": 1, "label": self.label, "empty_dirs": self.empty_dirs,
+                                   "nested_repos": self.nested_repos}  # fmt: skip
+        if self.fifos:
+            body["fifos"] = [list(f) for f in self.fifos]
         title = " ".join(self.label.split()) or "snapshot"
         return f"{title}\n\n{_META_PREFIX}{json.dumps(body, sort_keys=True)}\n".encode("utf-8", "surrogateescape")
 
@@ -87,7 +93,8 @@ class SnapshotInfo:
             raise SnapshotError("not a branchwise snapshot commit")
         try:
             body = json.loads(last[len(_META_PREFIX) :])
-            return cls(str(body["label"]), tuple(body["empty_dirs"]), tuple(body["nested_repos"]))
+            fifos = tuple((str(path), int(mode) & 0o7777) for path, mode in body.get("fifos", ()))
+            return cls(str(body["label"]), tuple(body["empty_dirs"]), tuple(body["nested_repos"]), fifos)
         except (ValueError, KeyError, TypeError) as exc:
             raise SnapshotError(f"malformed snapshot record: {exc}") from exc
 
@@ -180,6 +187,54 @@ def split_z(output: bytes) -> list[str]:
     return [os.fsdecode(item) for item in output.split(b"\0") if item]
 
 
+def special_kind(path: Path) -> str | None:
+    """ "fifo", "other" (a socket or a device) or None (a file, a directory, a symlink, or nothing)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode):
+        return None
+    return "fifo" if stat.S_ISFIFO(mode) else "other"
+
+
+def make_fifo_beneath(root: Path, rel: str, mode: int) -> bool:
+    """mkfifo `rel` under `root` (its directory must exist), never through a symlink; False if it cannot be."""
+    parent, _, name = rel.rpartition("/")
+    if parent and not make_dirs_beneath(root, parent):
+        return False
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parent.split("/") if parent else ():
+            child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = child
+        try:
+            os.mkfifo(name, 0o600, dir_fd=fd)
+        except FileExistsError:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):  # a directory git emptied but left: only an empty one goes
+                os.rmdir(name, dir_fd=fd)
+                os.mkfifo(name, 0o600, dir_fd=fd)
+            elif not stat.S_ISFIFO(st.st_mode):
+                return False
+        _chmod_at(fd, name, mode)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _chmod_at(dir_fd: int, name: str, mode: int) -> None:
+    """chmod a FIFO by name in `dir_fd`, never through a symlink (O_NONBLOCK: opening a FIFO does not wait)."""
+    fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW, dir_fd=dir_fd)
+    try:
+        os.fchmod(fd, mode & 0o7777)
+    finally:
+        os.close(fd)
+
+
 def is_nested_repo(path: Path) -> bool:
     """A directory with its own .git (directory or gitfile) is another repository."""
     try:
@@ -188,8 +243,11 @@ def is_nested_repo(path: Path) -> bool:
         return False
 
 
-def dirs_below(root: Path, rel: str, ignored: set[str]) -> tuple[list[str], list[str]]:
-    """`rel` and every directory under it (no symlinks followed): (plain dirs, nested repos).
+def dirs_below(
+    root: Path, rel: str, ignored: set[str], specials: set[str] | None = None
+) -> tuple[list[str], list[str]]:
+    """`rel` and every directory under it (no symlinks followed): (plain dirs, nested repos); the FIFOs,
+    sockets and devices met on the way are added to `specials`.
 
     `ignored` holds ignored directories as 'a/b/' so the walk never enters node_modules and friends.
     """
@@ -204,9 +262,14 @@ def dirs_below(root: Path, rel: str, ignored: set[str]) -> tuple[list[str], list
         plain.append(current)
         try:
             with os.scandir(root / current) as entries:
-                subdirs = [e.name for e in entries if e.is_dir(follow_symlinks=False) and e.name != ".git"]
+                listed = list(entries)
         except OSError:
             continue
+        subdirs = [e.name for e in listed if e.is_dir(follow_symlinks=False) and e.name != ".git"]
+        if specials is not None:
+            specials.update(f"{current}/{e.name}" for e in listed
+                            if not (e.is_file(follow_symlinks=False) or e.is_dir(follow_symlinks=False)
+                                    or e.is_symlink()))  # fmt: skip
         stack.extend(f"{current}/{n}" for n in subdirs if f"{current}/{n}/" not in ignored)
     return plain, nested
 
@@ -229,3 +292,80 @@ def make_dirs_beneath(root: Path, rel: str) -> bool:
         return True
     finally:
         os.close(fd)
+
+
+class SpecialFiles:
+    """Where the workspace's FIFOs, sockets and devices are, which git does not see at all.
+
+    The first scan walks the tree (skipping .git, nested repositories and `skip_dirs`); later scans lstat
+    only the directories seen so far and re-read those whose mtime changed (an entry was added or removed),
+    so a scan costs one lstat per directory, not per file."""
+
+    def __init__(self, root: Path, skip_dirs: Iterable[str] = ()) -> None:
+        self.root = root
+        self.skip = frozenset(skip_dirs) | {".git"}
+        self._mtimes: dict[str, int] = {}
+        self.found: set[str] = set()
+
+    def scan(self) -> set[str]:
+        """The special files' workspace-relative paths now."""
+        if not self._mtimes:
+            self._read_tree("")
+        else:
+            for rel, mtime in list(self._mtimes.items()):
+                if rel not in self._mtimes:
+                    continue  # removed with its parent during this scan
+                try:
+                    st = os.lstat(self.root / rel if rel else self.root)
+                except OSError:
+                    self._forget(rel)
+                    continue
+                if not stat.S_ISDIR(st.st_mode):
+                    self._forget(rel)
+                elif st.st_mtime_ns != mtime:
+                    self._read_dir(rel, st.st_mtime_ns, descend_new=True)
+        self.found = {p for p in self.found if special_kind(self.root / p)}
+        return set(self.found)
+
+    def _read_tree(self, rel: str) -> None:
+        stack = [rel]
+        while stack:
+            current = stack.pop()
+            try:
+                mtime = os.lstat(self.root / current if current else self.root).st_mtime_ns
+            except OSError:
+                continue
+            stack.extend(self._read_dir(current, mtime, descend_new=False))
+
+    def _read_dir(self, rel: str, mtime: int, *, descend_new: bool) -> list[str]:
+        """Record a directory's specials and mtime; return its subdirectories not yet known."""
+        if rel and is_nested_repo(self.root / rel):
+            self._forget(rel)
+            return []
+        self._mtimes[rel] = mtime
+        prefix = f"{rel}/" if rel else ""
+        try:
+            with os.scandir(self.root / rel if rel else self.root) as entries:
+                listed = list(entries)
+        except OSError:
+            return []
+        self.found = {p for p in self.found if p.rpartition("/")[0] != rel}
+        new_dirs = []
+        for e in listed:
+            path = f"{prefix}{e.name}"
+            if e.is_dir(follow_symlinks=False):
+                if e.name not in self.skip and path not in self._mtimes:
+                    new_dirs.append(path)
+            elif not (e.is_file(follow_symlinks=False) or e.is_symlink()):
+                self.found.add(path)
+        if descend_new:
+            for d in new_dirs:
+                self._read_tree(d)
+            return []
+        return new_dirs
+
+    def _forget(self, rel: str) -> None:
+        prefix = f"{rel}/"
+        for known in [k for k in self._mtimes if k == rel or k.startswith(prefix)]:
+            del self._mtimes[known]
+        self.found = {p for p in self.found if not p.startswith(prefix)}

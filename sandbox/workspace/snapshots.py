@@ -2,15 +2,15 @@
 
 `ShadowGitWorkspace` keeps each snapshot as a commit in a git directory outside the workspace.
 What a snapshot captures: every file, symlink and directory that is not ignored, with content,
-executable bit and symlink target (never followed), including empty directories.
+executable bit and symlink target (never followed), including empty directories, and named pipes.
 What it does not capture, by design:
 
 - ignored paths (the workspace's .gitignore files plus `excludes`): restore neither writes nor
   deletes them, so node_modules, virtualenvs and caches survive every restore;
 - nested git repositories (a directory holding its own .git): left alone like ignored paths and
   reported in `SnapshotInfo.nested_repos` and in diff warnings, never silently dropped;
-- the user's .git, the shadow repository itself, processes, permissions other than the exec bit,
-  owners and timestamps.
+- the user's .git, the shadow repository itself, processes, sockets and devices, permissions of files
+  other than the exec bit, owners and timestamps.
 
 Errors raised here::
 
@@ -20,9 +20,11 @@ Errors raised here::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
+import stat
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ from branchwise.sandbox.workspace.shadowgit import (
     Git,
     SnapshotError,
     SnapshotInfo,
+    SpecialFiles,
     default_git_dir,
     describe_failure,
     dirs_below,
@@ -41,6 +44,8 @@ from branchwise.sandbox.workspace.shadowgit import (
     is_nested_repo,
     isolated_env,
     make_dirs_beneath,
+    make_fifo_beneath,
+    special_kind,
     split_z,
 )
 
@@ -74,6 +79,9 @@ _STATUS: dict[str, ChangeStatus] = {"A": "added", "D": "deleted", "M": "modified
 _SESSION_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _SHA_RE = re.compile(r"[0-9a-f]{40}")
 _NO_COMMIT_RE = re.compile(r"^error: '(.+)/' does not have a commit checked out$", re.MULTILINE)
+# git refuses FIFOs, sockets and devices; the name may hold a newline, so every candidate is checked on disk.
+_SPECIAL_RE = re.compile(rb"(?:^|\n)error: (.+?): can only add regular files, symbolic links or git-directories",
+                         re.DOTALL)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -158,6 +166,10 @@ class ShadowGitWorkspace:
         self._index_file = self.git_dir / f"index-{self.session}"
         self._infos: dict[str, SnapshotInfo] = {}
         self._nested: set[str] = set()
+        self._special: set[str] = set()  # FIFOs, sockets and devices: kept out of git's index
+        skip = {p.strip("/") for p in self.excludes if p.endswith("/") and "/" not in p.strip("/") and "*" not in p}
+        self._special_watch = SpecialFiles(self.root, skip)
+        self._ignored_special: dict[str, bool] = {}
         self._count = 0
         excludes_file = self._init_git_dir()
         self._git = Git(self.root, isolated_env(self.git_dir, self.root, self._index_file, excludes_file))
@@ -166,7 +178,7 @@ class ShadowGitWorkspace:
     def snapshot(self, label: str = "") -> str:
         """Commit the current state of the files (and its empty directories) and return the commit id."""
         tree, empty_dirs = self._stage()
-        info = SnapshotInfo(label, empty_dirs, tuple(sorted(self._nested)))
+        info = SnapshotInfo(label, empty_dirs, tuple(sorted(self._nested)), self._fifos())
         sha = self._git.run("commit-tree", tree, stdin=info.message()).decode().strip()
         self._git.run("update-ref", f"{self._ref_prefix}{self._count}", sha)
         self._count += 1
@@ -177,13 +189,19 @@ class ShadowGitWorkspace:
         """Reset the files to `snapshot_id`: rewrite what differs, delete what is new, recreate empty dirs."""
         info = self.info(snapshot_id)
         self._refuse_to_overwrite_nested(snapshot_id)
+        self._find_specials()
         # --reset: overwrite local changes and untracked files in the way; only changed paths are written.
         self._git.run("read-tree", "-u", "--reset", snapshot_id)
         # -d without -x/-ff: untracked files and dirs go, ignored paths and nested repositories stay.
         self._git.run("clean", "-f", "-d", "-q", *exclude_pathspecs(self._nested))
+        self._remove_specials(keep={path for path, _ in info.fifos})
         blocked = [d for d in info.empty_dirs if not make_dirs_beneath(self.root, d)]
         if blocked:
             raise SnapshotError(f"cannot recreate directory {blocked[0]!r}: something is in the way")
+        blocked = [path for path, mode in info.fifos if not make_fifo_beneath(self.root, path, mode)]
+        if blocked:
+            raise SnapshotError(f"cannot recreate named pipe {blocked[0]!r}: something is in the way")
+        self._special = {p for p in self._special if special_kind(self.root / p)} | {p for p, _ in info.fifos}
 
     def diff(self, a: str, b: str | None = None) -> WorkspaceDiff:
         """Files, patch and empty-directory changes from snapshot `a` to `b` (None: the current files)."""
@@ -278,6 +296,7 @@ class ShadowGitWorkspace:
     def _stage(self) -> tuple[str, tuple[str, ...]]:
         """Bring the index up to the current files; return (tree id, directories without files)."""
         self._nested = {p for p in self._nested if is_nested_repo(self.root / p)}
+        self._find_specials()
         self._add_all()
         untracked = split_z(
             self._git.run("ls-files", "-o", "--directory", "--exclude-standard", "-z", *exclude_pathspecs(self._nested))
@@ -289,9 +308,14 @@ class ShadowGitWorkspace:
     def _add_all(self) -> None:
         """`git add -A`, keeping nested repositories out of the index (as gitlinks or as failures)."""
         while True:
-            proc = self._git.try_run("add", "-A", "--verbose", *exclude_pathspecs(self._nested))
+            proc = self._git.try_run("add", "-A", "--verbose", *exclude_pathspecs(self._nested | self._special))
             if proc.returncode == 0:
                 break
+            special = {os.fsdecode(m) for m in _SPECIAL_RE.findall(proc.stderr)} - self._special
+            special = {p for p in special if special_kind(self.root / p)}
+            if special:
+                self._special |= special
+                continue
             # A nested repository without a commit makes the whole add fail: exclude it and retry.
             no_commit = set(_NO_COMMIT_RE.findall(proc.stderr.decode("utf-8", "surrogateescape")))
             if not no_commit or no_commit <= self._nested:
@@ -299,12 +323,46 @@ class ShadowGitWorkspace:
             self._nested |= no_commit
         # A nested repository with a commit was added as a gitlink ("add 'sub/'", or "add 'sub'" when
         # it replaced a file): the added path is a directory. Take it back out of the index.
-        added = (line[5:-1].rstrip(b"/") for line in proc.stdout.split(b"\n") if line.startswith(b"add '"))
-        gitlinks = {p for p in map(os.fsdecode, added) if is_nested_repo(self.root / p)}
+        if self._special:  # an excluded path keeps its old index entries (what was there before the FIFO)
+            specs = [f":(literal){p}" for p in sorted(self._special)]
+            stale = self._git.run("ls-files", "-z", "--", *specs)
+            if stale:
+                self._git.run("update-index", "--force-remove", "-z", "--stdin", stdin=stale)
+        gitlinks = {p for p in map(os.fsdecode, _verbose_paths(proc.stdout)) if is_nested_repo(self.root / p)}
         if gitlinks:
             paths = b"".join(os.fsencode(p) + b"\0" for p in sorted(gitlinks))
             self._git.run("update-index", "--force-remove", "-z", "--stdin", stdin=paths)
             self._nested |= gitlinks
+
+    def _find_specials(self) -> None:
+        """The special files now (those git ignores through the excludes are not the workspace's)."""
+        found = self._special_watch.scan() | {p for p in self._special if special_kind(self.root / p)}
+        unknown = sorted(p for p in found if p not in self._ignored_special)
+        if unknown:
+            proc = self._git.try_run("check-ignore", "-z", "--stdin", stdin=b"".join(os.fsencode(p) + b"\0"
+                                                                                    for p in unknown))  # fmt: skip
+            ignored = set(split_z(proc.stdout)) if proc.returncode in (0, 1) else set()
+            self._ignored_special.update((p, p in ignored) for p in unknown)
+        self._special = {p for p in found if not self._ignored_special.get(p, False)}
+
+    def _fifos(self) -> tuple[tuple[str, int], ...]:
+        """The named pipes among the special files, with their permission bits."""
+        found = []
+        for path in sorted(self._special):
+            try:
+                st = os.lstat(self.root / path)
+            except OSError:
+                continue
+            if stat.S_ISFIFO(st.st_mode):
+                found.append((path, stat.S_IMODE(st.st_mode)))
+        return tuple(found)
+
+    def _remove_specials(self, keep: set[str]) -> None:
+        """Restore: special files the snapshot does not have go (git's clean does not see them)."""
+        for path in sorted(self._special - keep):
+            if special_kind(self.root / path):
+                with contextlib.suppress(OSError):
+                    (self.root / path).unlink()
 
     def _dirs_without_files(self, tops: list[str]) -> tuple[str, ...]:
         """Every non-ignored directory at or under `tops` (untracked dirs that hold no files)."""
@@ -316,7 +374,7 @@ class ShadowGitWorkspace:
             ignored = set(split_z(out))
         found: list[str] = []
         for top in tops:
-            plain, nested = dirs_below(self.root, top, ignored)
+            plain, nested = dirs_below(self.root, top, ignored, self._special)
             found += plain
             self._nested.update(nested)
         return tuple(sorted(found))
@@ -368,3 +426,17 @@ def _write_if_changed(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
     tmp.write_text(text)
     tmp.replace(path)
+
+
+def _verbose_paths(out: bytes) -> list[bytes]:
+    """The paths of `git add --verbose` ("add 'PATH'" records), read so that a name holding a newline or a quote
+    still comes out whole: every way of cutting the output at "'\\n" that ends a record is offered."""
+    paths: list[bytes] = []
+    for start in (m.end() for m in re.finditer(rb"(?:^|\n)add '", out)):
+        end = out.find(b"'\n", start)
+        while end != -1:
+            paths.append(out[start:end].rstrip(b"/"))
+            if out.startswith((b"add '", b"remove '"), end + 2):
+                break
+            end = out.find(b"'\n", end + 1)
+    return paths

@@ -112,7 +112,7 @@ def test_calls_go_through_the_policy_and_become_events(tmp_path):
         assert "denied by policy" in run("2", "mcp__fs__read_text_file", path=str(ws / ".env"))
         assert "needs the user's approval" in run("3", "mcp__fs__write_file", path=str(ws / "x"), content="y")
     decisions = [(e.call_id, e.decision, e.rule) for e in events if isinstance(e, PolicyDecision)]
-    assert decisions == [("1", "allow", "fs-reads"), ("2", "deny", "no-dotenv"), ("3", "ask", "default:other-tool")]
+    assert decisions == [("1", "allow", "fs-reads"), ("2", "deny", "no-dotenv"), ("3", "ask", "default:external")]
     assert [e.call.id for e in events if isinstance(e, ToolCall)] == ["1", "2", "3"]
     assert [e.call_id for e in events if isinstance(e, ToolResult)] == ["1", "2", "3"]
     assert not (ws / "x").exists()

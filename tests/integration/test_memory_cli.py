@@ -97,7 +97,7 @@ def test_promote_retire_edit_and_rollback(cli, repo):
 def test_audit_verify_catches_a_record_changed_behind_the_stores_back(cli, repo, clean_env):
     ok = cli("memory", "audit", "--verify", cwd=repo)
     assert ok.returncode == 0 and "integrity: ok" in ok.stdout and "import" in ok.stdout
-    db = Path(clean_env["HOME"]) / ".local" / "share" / "branchwise" / "memory.db"
+    db = Path(clean_env["XDG_DATA_HOME"]) / "branchwise" / "memory.db"
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE items SET body = replace(body, 'unittest', 'pytest') WHERE id = 'tip-verified'")
     bad = cli("memory", "audit", "--verify", "--json", cwd=repo)

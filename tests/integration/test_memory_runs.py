@@ -128,7 +128,6 @@ def test_a_second_similar_task_retrieves_what_the_first_learned_and_takes_fewer_
     assert any(f.reason == "helped" for f in second.feedback)
 
 
-@pytest.mark.xfail(reason="the policy asks for tools it does not know by name until it reads their declared effect")
 def test_end_to_end_through_the_cli_alone(cli, example_repo, env):
     """The acceptance scenario with nothing but the command line: the run path retrieves and reflects itself."""
     first = demo_run(cli, example_repo)

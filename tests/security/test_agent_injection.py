@@ -48,7 +48,8 @@ class Env:
 
     def cli_env(self) -> dict[str, str]:
         return {"HOME": str(self.home), "XDG_CONFIG_HOME": str(self.home / ".config"),
-                "XDG_STATE_HOME": str(self.home / ".state"), **self.settings}  # fmt: skip
+                "XDG_STATE_HOME": str(self.home / ".state"), "XDG_DATA_HOME": str(self.home / ".state" / "data"),
+                **self.settings}  # fmt: skip
 
     def proxy(self, *allowed: RecordingServer) -> None:
         """Proxy mode with these servers allowed: the user's choice (a repository may not open the network)."""

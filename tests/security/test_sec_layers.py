@@ -36,6 +36,10 @@ WIDENINGS = [
     ("[sandbox.limits]\npids_max = 64\n", "[sandbox.limits]\npids_max = 128\n", "sandbox.limits.pids_max"),
     ("[sandbox.limits]\nmemory_mb = 512\n", "[sandbox.limits]\nmemory_mb = 1024\n", "sandbox.limits.memory_mb"),
     ("", "[tools]\noutput_limit_bytes = 1000000000\n", "tools.output_limit_bytes"),
+    ("", "[limits]\nmax_cost_usd = 500.0\n", "limits.max_cost_usd"),
+    ("", "[limits]\nmax_cost_usd = 0\n", "limits.max_cost_usd"),
+    ("[limits]\nmax_tokens = 100000\n", "[limits]\nmax_tokens = 0\n", "limits.max_tokens"),
+    ("[limits]\nmax_tokens = 100000\n", "[limits]\nmax_tokens = 200000\n", "limits.max_tokens"),
     ('[sandbox]\nmode = "read-only"\n', '[sandbox]\nmode = "workspace-write"\n', "sandbox.mode"),
     ('[sandbox]\nnetwork = "proxy"\nallowed_domains = ["pypi.org"]\n', '[sandbox]\nnetwork = "on"\n',
      "sandbox.network"),
@@ -71,8 +75,10 @@ def test_narrowing_is_still_allowed(layout):
     )
     layout["project"].write_text('[sandbox]\nmode = "read-only"\nallowed_domains = ["pypi.org"]\n'
                                  '[sandbox.limits]\npids_max = 64\n[policy]\napproval = "untrusted"\n'
-                                 '[tools]\noutput_limit_bytes = 5000\n')  # fmt: skip
+                                 '[tools]\noutput_limit_bytes = 5000\n'
+                                 '[limits]\nmax_cost_usd = 1.0\nmax_tokens = 9000\n')  # fmt: skip
     config = load(layout).config
+    assert (config.limits.max_cost_usd, config.limits.max_tokens) == (1.0, 9000)
     assert (config.sandbox.mode, config.sandbox.allowed_domains, config.sandbox.limits.pids_max) == (
         "read-only", ["pypi.org"], 64)  # fmt: skip
     assert (config.policy.approval, config.tools.output_limit_bytes) == ("untrusted", 5000)

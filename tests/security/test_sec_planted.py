@@ -8,10 +8,12 @@ import io
 import json
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from branchwise.agent.errors import BranchwiseError
 from branchwise.agent.record.events import ModelReply, PolicyDecision, RunStarted, ToolCallRecord, ToolResult, Warning
 from branchwise.cli.commands.runs import list_command
 from branchwise.cli.commands.tree import tree_command
@@ -92,8 +94,17 @@ def show_tree(ws: Path, run_id: str, text: str, name: str = "tree.json") -> tupl
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / name).write_text(text)
     out = Output("text", out=io.StringIO(), err=io.StringIO())
-    code = tree_command(run_id, html_path=None, cd=ws, out=out)
+    code = drawn(lambda: tree_command(run_id, html_path=None, cd=ws, out=out), out)
     return code, out.out.getvalue() + out.err.getvalue()
+
+
+def drawn(command: Callable[[], int], out: Output) -> int:
+    """A command's exit code as the CLI gives it: its errors rendered once, as cli/main.py does."""
+    try:
+        return command()
+    except BranchwiseError as exc:
+        out.fail(str(exc), exc.exit_code)
+        return exc.exit_code
 
 
 def test_tree_draws_planted_labels_inert(tmp_path: Path) -> None:
@@ -129,7 +140,7 @@ def test_tree_files_are_read_only_when_regular_and_drawn_without_recursion(tmp_p
     run_dir.mkdir(parents=True)
     os.mkfifo(run_dir / "tree.json")
     out = Output("text", out=io.StringIO(), err=io.StringIO())
-    assert tree_command("fifo", html_path=None, cd=ws, out=out) == 2
+    assert drawn(lambda: tree_command("fifo", html_path=None, cd=ws, out=out), out) == 2
     code, text = show_tree(ws, "names", "{}", name="tree-a-b.json")
     assert code == 2 and "no search tree" in text
 

@@ -20,7 +20,10 @@ from branchwise.tools.mcp.settings import McpSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 # Outside /root, /home and /tmp, which the sandbox hides: see MCP_SERVERS in the Makefile.
-SERVERS = Path(os.environ.get("BRANCHWISE_TEST_MCP_SERVERS", ROOT / ".venv" / "mcp-servers"))
+# Where `make setup` installs them (the Makefile exports MCP_TEST_SERVERS; not a BRANCHWISE_* name, which
+# branchwise would read as a setting): /opt as root, so that a clone anywhere can run them in the sandbox.
+_DEFAULT_SERVERS = Path("/opt/branchwise-test-mcp-servers") if os.geteuid() == 0 else ROOT / ".venv" / "mcp-servers"
+SERVERS = Path(os.environ.get("MCP_TEST_SERVERS", _DEFAULT_SERVERS))
 FS_SERVER = SERVERS / "node_modules" / ".bin" / "mcp-server-filesystem"
 GIT_SERVER = SERVERS / "py" / "bin" / "mcp-server-git"
 SERVER_PYTHON = SERVERS / "py" / "bin" / "python"

@@ -43,14 +43,14 @@ def test_defaults_apply_with_no_files(layout):
 
 def test_each_layer_overrides_the_one_below_and_is_named_as_the_source(layout):
     layout["user"].write_text('model = "user/m"\n[limits]\nmax_steps = 10\nmax_cost_usd = 1.5\nmax_wall_s = 99\n')
-    layout["project"].write_text("[limits]\nmax_steps = 20\nmax_cost_usd = 2.5\n")
+    layout["project"].write_text("[limits]\nmax_steps = 20\nmax_cost_usd = 1.0\n")
     layout["task"].write_text('prompt = "do it"\n[limits]\nmax_steps = 30\n')
     loaded = load(layout, task=True, env={"BRANCHWISE_LIMITS_MAX_STEPS": "40"}, flags={"model": "flag/m"})
     cfg, src = loaded.config, loaded.sources
     assert (cfg.model, cfg.limits.max_steps, cfg.limits.max_cost_usd, cfg.limits.max_wall_s) == (
         "flag/m",
         40,
-        2.5,
+        1.0,
         99,
     )
     assert src["model"] == "command line"

@@ -46,6 +46,7 @@ NEUTRAL_CONFIG: tuple[tuple[str, str], ...] = (
     ("tag.gpgSign", "false"),
     ("protocol.allow", "never"),
     ("submodule.recurse", "false"),
+    ("diff.ignoreSubmodules", "all"),  # never look inside another repository (its config could run things)
     ("gc.auto", "0"),
     ("maintenance.auto", "false"),
     ("color.ui", "false"),

@@ -1,0 +1,89 @@
+"""Class 1 and 5: every file through which git finds configuration is out of the sandbox's reach, and host-side
+git never looks inside a nested repository, whatever its name."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+from branchwise.sandbox.isolation.bwrap import BwrapSandbox
+from branchwise.sandbox.settings import SandboxSettings
+from branchwise.sandbox.workspace.snapshots import ShadowGitWorkspace
+from tests.conftest import git, make_repo
+from tests.security.sbx_helpers import sh
+
+# Each names a place git reads configuration, hooks, another git directory or another object store from.
+PLANTS = {
+    ".git/commondir": "printf '%s\\n' \"$EVIL\" > .git/commondir",
+    ".git/config.worktree": "printf '[core]\\n\\tfsmonitor = touch $MARK\\n' > .git/config.worktree",
+    ".git/worktrees": 'mkdir -p .git/worktrees/x && echo "$EVIL" > .git/worktrees/x/commondir',
+    ".git/modules": "mkdir -p .git/modules/sub && printf '[core]\\n\\tfsmonitor = x\\n' > .git/modules/sub/config",
+    ".git/objects/info/alternates": 'echo "$EVIL/objects" > .git/objects/info/alternates',
+}
+
+
+def plain_git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """git as the user runs it in a terminal."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(repo.parent), "GIT_CONFIG_NOSYSTEM": "1"}
+    return subprocess.run(["git", "-C", str(repo), *args], env=env, capture_output=True, text=True, check=False)
+
+
+def test_git_metadata_cannot_be_planted_and_the_users_git_works_meanwhile(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    mark = tmp_path / "mark"
+    (evil / "config").write_text(f"[core]\n\tfsmonitor = touch {mark}\n")
+    before = sorted(str(p.relative_to(repo)) for p in (repo / ".git").rglob("*"))
+    box = BwrapSandbox(repo, SandboxSettings())
+    try:
+        for name, plant in PLANTS.items():
+            result = sh(box, f"EVIL={evil} MARK={mark}; {plant} && echo planted")
+            assert "planted" not in result.output, name
+        # While a command runs, the stand-ins the host sees mean what the missing files mean: git works.
+        holding = threading.Thread(target=sh, args=(box, "sleep 3"))
+        holding.start()
+        try:
+            for _ in range(10):
+                status = plain_git(repo, "status", "--porcelain")
+                assert status.returncode == 0 and status.stderr == "", status.stderr
+                assert not any(line.endswith((".git", "commondir")) for line in status.stdout.splitlines())
+            assert plain_git(repo, "log", "--oneline").stdout.strip().endswith("init")
+        finally:
+            holding.join()
+        inside = sh(box, "git -c user.name=a -c user.email=a@b commit -q --allow-empty -m inside && git log --oneline")
+        assert inside.ok and "inside" in inside.output, inside.output  # the agent's own git still works
+    finally:
+        box.close()
+    after = sorted(str(p.relative_to(repo)) for p in (repo / ".git").rglob("*"))
+    leftovers = {p for p in after if p.split("/")[-1] in ("commondir", "config.worktree", "worktrees", "modules")}
+    assert not leftovers and not (repo / ".git" / "objects" / "info" / "alternates").exists()
+    assert len(after) >= len(before)
+    plain_git(repo, "status")
+    assert not mark.exists()
+
+
+def test_a_nested_repository_is_left_out_whatever_its_name(tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    ws = make_repo(tmp_path / "ws", {"a.txt": "a\n"})
+    for name in ("plain", "new\nline", "quote'd\nadd 'x'", "trailing\n"):
+        nested = make_repo(ws / name, {"f.txt": "f\n", ".gitattributes": "* filter=evil diff=evil\n"})
+        tag = name.replace("\n", "_").replace("'", "")
+        git(nested, "config", "filter.evil.clean", f"touch {marks}/clean-{tag}; cat")
+        git(nested, "config", "filter.evil.required", "true")
+        git(nested, "config", "core.fsmonitor", f"touch {marks}/fsmonitor-{tag}")
+        (nested / "f.txt").write_text("changed\n")
+        os.utime(nested / "f.txt", (1_600_000_000, 1_600_000_000))
+    snaps = ShadowGitWorkspace(ws, git_dir=tmp_path / "shadow", session="s")
+    first = snaps.snapshot()
+    (ws / "a.txt").write_text("b\n")
+    second = snaps.snapshot()
+    assert set(snaps.info(second).nested_repos) == {"plain", "new\nline", "quote'd\nadd 'x'", "trailing\n"}
+    assert snaps.changed_paths(first, second) == ["a.txt"]
+    assert "new\nline" not in snaps.diff(first).patch
+    snaps.restore(first)
+    assert (ws / "a.txt").read_text() == "a\n" and (ws / "new\nline" / "f.txt").read_text() == "changed\n"
+    assert sorted(p.name for p in marks.iterdir()) == []
