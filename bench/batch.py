@@ -101,7 +101,7 @@ def main() -> int:
         sequential, ok_seq = run(tasks, base / "seq", InlineExecutor(), 1)
         print(f"sequential: {sequential:.2f} s ({ok_seq}/{TASKS} passed)", flush=True)
         started = time.monotonic()
-        ray = Timed(RayExecutor(CONCURRENCY))
+        ray = Timed(RayExecutor(CONCURRENCY, log=base / "ray.log"))
         ray_init = time.monotonic() - started
         ray_wall, ok_ray = run(tasks, base / "ray", ray, CONCURRENCY)
         print(f"ray c={CONCURRENCY}: {ray_wall:.2f} s for the tasks ({ok_ray}/{TASKS} passed); start {ray_init:.2f} s, "
