@@ -17,15 +17,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from branchwise.agent.batch.tasks import Score, Task
-from branchwise.agent.errors import EXIT_ENVIRONMENT
+from branchwise.agent.errors import EXIT_ENVIRONMENT, EXIT_INTERRUPTED
 from branchwise.tools.git.isolation import git_environment
 
 PR_SET_PDEATHSIG = 1
+STOP_GRACE_S = 30.0
 MAX_TEST_OUTPUT = 2000
 
 
@@ -133,21 +135,46 @@ def _run(job: Job) -> dict[str, Any]:
         if model.startswith("scripted:") and not Path(model[9:]).is_absolute():
             model = f"scripted:{(task.source.parent / model[9:]).resolve()}"
         flags += ["--model", model]
-    with open(job.log, "wb") as log:
+    with open(job.log, "wb") as log, tempfile.TemporaryFile() as stdout:
         log.write(f"attempt {job.attempt}: branchwise {' '.join(args + flags)}\n".encode())
         log.flush()
-        proc = subprocess.run([*branchwise_command(), *args, *flags], stdout=subprocess.PIPE, stderr=log,
-                              stdin=subprocess.DEVNULL, env=job.env, cwd=job.workdir, preexec_fn=_die_with_parent,
-                              check=False)  # fmt: skip
-    final = _last_object(proc.stdout.decode("utf-8", "replace"))
+        code = run_tied([*branchwise_command(), *args, *flags], stdout=stdout, stderr=log, env=job.env,
+                        cwd=job.workdir)  # fmt: skip
+        stdout.seek(0)
+        final = _last_object(stdout.read().decode("utf-8", "replace"))
     if final is None:
-        return _environment(f"branchwise run ended with {_describe_exit(proc.returncode)} and no result; see {job.log}")
+        return _environment(f"branchwise run ended with {_describe_exit(code)} and no result; see {job.log}")
     return final
 
 
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def run_tied(args: list[str], *, stdout: Any, stderr: Any, env: dict[str, str] | None, cwd: Path) -> int:
+    """Run a child that ends when this worker does: PR_SET_PDEATHSIG covers the worker's death, and the worker's
+    own parent (Ray's raylet, or the batch) going away stops it too, since a worker can outlive its raylet for a
+    while. Stopping is SIGTERM, so the run records that it was interrupted; SIGKILL after a grace period."""
+    parent = os.getppid()
+    proc = subprocess.Popen(args, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, env=env, cwd=cwd,
+                            preexec_fn=_die_with(os.getpid()))  # fmt: skip
+    while True:
+        try:
+            return proc.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            if os.getppid() != parent:
+                proc.terminate()
+                try:
+                    return proc.wait(timeout=STOP_GRACE_S)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    return proc.wait()
+
+
+def _die_with(worker: int) -> Callable[[], None]:
+    def tie() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != worker:  # the worker died before the tie was made
+            os._exit(EXIT_INTERRUPTED)
+
+    return tie
 
 
 def _last_object(stdout: str) -> dict[str, Any] | None:
@@ -187,12 +214,12 @@ def score(job: Job, spec: Score) -> dict[str, Any]:
         args = ["sandbox", "run", "-C", str(workdir), "--timeout", str(spec.timeout_s), "--", "sh", "-c", command]
         if "--dangerously-full-access" in job.flags:
             args.insert(2, "--dangerously-full-access")
-        proc = subprocess.run([*branchwise_command(), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              env=job.env, cwd=workdir, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
-                              check=False)  # fmt: skip
-        tail = proc.stdout.decode("utf-8", "replace")[-MAX_TEST_OUTPUT:]
-        results.append({"group": group, "name": name, "passed": proc.returncode == 0, "exit_code": proc.returncode,
-                        "output": tail})  # fmt: skip
+        with tempfile.TemporaryFile() as output:
+            code = run_tied([*branchwise_command(), *args], stdout=output, stderr=subprocess.STDOUT, env=job.env,
+                            cwd=workdir)  # fmt: skip
+            output.seek(max(0, output.seek(0, os.SEEK_END) - MAX_TEST_OUTPUT))
+            tail = output.read().decode("utf-8", "replace")
+        results.append({"group": group, "name": name, "passed": code == 0, "exit_code": code, "output": tail})
     return {"passed": bool(results) and all(r["passed"] for r in results), "tests": results}
 
 
