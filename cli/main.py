@@ -96,6 +96,10 @@ FullAccessOption = Annotated[
         help="Run commands with no sandbox at all (also when bubblewrap is missing). Only inside a throwaway VM.",
     ),
 ]
+ParamOption = Annotated[
+    list[str] | None,
+    typer.Option("--param", "-p", help="NAME=VALUE for a parameter the task file declares in [params.NAME]."),
+]
 sandbox_app = typer.Typer(help="Use the agent's sandbox directly.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
 
@@ -145,11 +149,13 @@ def run(
     dangerously_full_access: FullAccessOption = False,
     cd: CdOption = None,
     no_git: NoGitOption = False,
+    param: ParamOption = None,
 ) -> None:
     """Run a task headless: plan, act in the sandbox, verify with the checks, and exit with a status code.
 
     The workspace is the git repository of -C, else of the task file's directory, else of the current
     directory."""
+    from branchwise.agent.config.params import parse_param_flags
     from branchwise.cli.commands.run import RunOptions, run_command
 
     options = RunOptions(
@@ -175,6 +181,7 @@ def run(
         },
         full_access=dangerously_full_access,
         plan_only=plan_only,
+        params=parse_param_flags(param),
     )
     _exit(run_command(options))
 
@@ -535,6 +542,16 @@ def diff(
     from branchwise.cli.commands.undo import diff_command
 
     _exit(diff_command(run_id, stat=stat, cd=cd))
+
+
+def _register_batch() -> None:
+    """batch, validate and eval (their options live in cli/commands/batch.py, which imports only typer)."""
+    from branchwise.cli.commands.batch import register
+
+    register(app)
+
+
+_register_batch()
 
 
 def _exit(code: int) -> None:

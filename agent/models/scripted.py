@@ -10,6 +10,7 @@ The file format is public (users and tests write it)::
       - tool_calls:
           - name: finish
             arguments: {summary: "Fixed the off-by-one in add()."}
+        cost_usd: 0.01   # optional: what the reply would have cost (to exercise budgets offline)
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from branchwise.agent.errors import ConfigError, ScriptExhausted
 from branchwise.agent.models.base import DeltaSink, Message, ModelKind, Reply, text_deltas
@@ -41,6 +42,7 @@ class _ScriptedReply(BaseModel):
     model_config = ConfigDict(extra="forbid")
     content: str | None = None
     tool_calls: list[_ScriptedCall] = []
+    cost_usd: float = Field(default=0.0, ge=0)
 
 
 class _Script(BaseModel):
@@ -78,7 +80,7 @@ def _to_reply(index: int, reply: _ScriptedReply) -> Reply:
             calls.append(ToolCallRecord(id=call_id, name=call.name, raw_arguments=call.arguments))
         else:
             calls.append(ToolCallRecord(id=call_id, name=call.name, arguments=call.arguments))
-    return Reply(content=reply.content, tool_calls=calls)
+    return Reply(content=reply.content, tool_calls=calls, cost_usd=reply.cost_usd)
 
 
 class ScriptedModel:
@@ -124,6 +126,7 @@ class ScriptedModel:
                 content=r.content,
                 tool_calls=[c.model_copy() for c in r.tool_calls],
                 usage=Usage(prompt=prompt_tokens if i == 0 else 0, completion=self._completion_tokens(r)),
+                cost_usd=r.cost_usd,
             )
             for i, r in enumerate(replies)
         ]

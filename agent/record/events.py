@@ -270,6 +270,10 @@ class RunFinished(_Event):
     """Long-term memory items the run retrieved, used and wrote (ids)."""
     branch: str | None = None
     """The branch a verified result was committed on (git.commit), or None."""
+    model: str | None = None
+    """The model's name (scripted:PATH for a scripted one)."""
+    strategy: str | None = None
+    """The search strategy: none, best-of-n or mcts."""
 
 
 Event = Annotated[

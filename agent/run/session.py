@@ -220,6 +220,8 @@ class Session:
             end_snapshot=self.end_snapshot,
             memory=memory,
             branch=branch,
+            model=self.model.name,
+            strategy=self.config.search.strategy,
         )
 
     def emit_start(self, task: str, start_head: str | None = None) -> None:
