@@ -11,6 +11,7 @@ The last line of output is a JSON summary.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -29,20 +30,21 @@ from sim.runner import STRATEGIES, run_task
 from sim.world import Noise, Task
 
 BASE = Noise()
-# (name, noise, model-call budget): research note d.1's settings.
-SETTINGS: list[tuple[str, Noise, int]] = [
-    ("base", BASE, 30),
-    ("noisy judge σ=.4", replace(BASE, sigma=0.4), 30),
-    ("deceptive judge .6", replace(BASE, deceive=0.6), 30),
-    ("weak tests fp=.4", replace(BASE, fp=0.4), 30),
-    ("low skill p=.6", replace(BASE, p_skill=0.6), 30),
-    ("sticky blind .6", replace(BASE, deceive=0.6, sticky=True), 30),
-    ("budget 10", BASE, 10),
-    ("budget 60", BASE, 60),
+# The noise settings (research note d.1, plus sticky blind spots: a harsher judge), each run at every budget.
+NOISES: list[tuple[str, Noise]] = [
+    ("base", BASE),
+    ("noisy judge σ=.4", replace(BASE, sigma=0.4)),
+    ("deceptive judge .6", replace(BASE, deceive=0.6)),
+    ("weak tests fp=.4", replace(BASE, fp=0.4)),
+    ("low skill p=.6", replace(BASE, p_skill=0.6)),
+    ("sticky blind .6", replace(BASE, deceive=0.6, sticky=True)),
 ]
-# The issue's noise settings (research note d.1); "sticky blind" is an extra, harsher one reported beside them.
-NOISE_SETTINGS = ["base", "noisy judge σ=.4", "deceptive judge .6", "weak tests fp=.4", "low skill p=.6"]
-EXTRA_SETTINGS = ["sticky blind .6"]
+BUDGETS = [10, 20, 30, 60]
+DEFAULT_BUDGET = 30
+# (name, noise, model-call budget): every noise setting at every budget; names are "NOISE @BUDGET".
+SETTINGS: list[tuple[str, Noise, int]] = [(f"{name} @{b}", noise, b) for name, noise in NOISES for b in BUDGETS]
+ORDER = ["mcts", "best-of-n", "none"]
+"""The acceptance order: each strategy at least as good as the next, within one standard error."""
 TARGET_OVER_NONE = 0.15
 
 
@@ -102,7 +104,7 @@ def summarize(cells: list[Cell]) -> dict[str, dict[str, dict[str, list[float]]]]
 
 
 def print_table(summary: dict[str, dict[str, dict[str, list[float]]]], budgets: dict[str, int]) -> None:
-    head = f"{'setting':<20} {'budget':>6} {'strategy':<10} {'success':>13} {'coverage':>13} {'gap':>13} {'calls':>12}"
+    head = f"{'setting':<24} {'budget':>6} {'strategy':<10} {'success':>13} {'coverage':>13} {'gap':>13} {'calls':>12}"
     print(head + f" {'judge':>6}")
     print("-" * (len(head) + 7))
     for setting, rows in summary.items():
@@ -110,7 +112,7 @@ def print_table(summary: dict[str, dict[str, dict[str, list[float]]]], budgets: 
             cols = [f"{m[k][0]:.3f} ± {m[k][1]:.3f}" for k in ("success", "coverage", "gap")]
             calls = f"{m['calls'][0]:.1f} ± {m['calls'][1]:.1f}"
             print(
-                f"{setting:<20} {budgets[setting]:>6} {strategy:<10} {cols[0]:>13} {cols[1]:>13} {cols[2]:>13} "
+                f"{setting:<24} {budgets[setting]:>6} {strategy:<10} {cols[0]:>13} {cols[1]:>13} {cols[2]:>13} "
                 f"{calls:>12} {m['judge_calls'][0]:>6.1f}"
             )
         print()
@@ -127,29 +129,45 @@ def paired(cells: list[Cell], setting: str, a: str, b: str) -> tuple[float, floa
 
 
 def acceptance(cells: list[Cell]) -> dict[str, Any]:
-    """The issue's targets: mcts ≥ best-of-n in every noise setting; mcts ≥ none + 15 points at base."""
-    versus_best_of_n, extra = {}, {}
-    for setting in NOISE_SETTINGS + EXTRA_SETTINGS:
-        diff = paired(cells, setting, "mcts", "best-of-n")
-        if diff is not None:
-            target = versus_best_of_n if setting in NOISE_SETTINGS else extra
-            target[setting] = {"mcts_minus_best_of_n": [round(x, 4) for x in diff], "met": diff[0] >= 0}
-    over_none = paired(cells, "base", "mcts", "none")
+    """The issue's targets: in every setting mcts ≥ best-of-n ≥ none within one standard error (of the paired
+    difference across seeds); at the base noise and default budget, mcts ≥ none + 15 points."""
+    order: dict[str, dict[str, Any]] = {}
+    for setting in dict.fromkeys(c.setting for c in cells):
+        row = {}
+        for better, worse in itertools.pairwise(ORDER):
+            diff = paired(cells, setting, better, worse)
+            if diff is not None:
+                row[f"{better}_minus_{worse}"] = [round(x, 4) for x in diff]
+                row[f"{better}_vs_{worse}_met"] = diff[0] >= -diff[1]
+        if row:
+            order[setting] = row
     base = None
+    over_none = paired(cells, f"base @{DEFAULT_BUDGET}", "mcts", "none")
     if over_none is not None:
         base = {"mcts_minus_none": [round(x, 4) for x in over_none], "met": over_none[0] >= TARGET_OVER_NONE}
-    return {"mcts_vs_best_of_n": versus_best_of_n, "base_mcts_vs_none": base, "extra_mcts_vs_best_of_n": extra}
+    met = all(v for row in order.values() for k, v in row.items() if k.endswith("_met"))
+    return {"order": order, "base_mcts_vs_none": base, "all_met": met and (base is None or base["met"])}
 
 
 def print_acceptance(verdict: dict[str, Any]) -> None:
-    print("acceptance (differences in success, mean ± standard error across seeds):")
-    rows = [(f"mcts − best-of-n, {k}", v) for k, v in verdict["mcts_vs_best_of_n"].items()]
+    print("acceptance: mcts ≥ best-of-n ≥ none within one standard error (paired differences in success across")
+    print("seeds, mean ± standard error); met when the difference is at least minus its standard error")
+    print(f"{'setting':<26} {'mcts − best-of-n':>22} {'best-of-n − none':>22}")
+    for setting, row in verdict["order"].items():
+        cols = []
+        for better, worse in itertools.pairwise(ORDER):
+            key = f"{better}_minus_{worse}"
+            if key not in row:
+                cols.append(f"{'-':>22}")
+                continue
+            (mean, se), met = row[key], row[f"{better}_vs_{worse}_met"]
+            cols.append(f"{mean:+.3f} ± {se:.3f} {'met' if met else 'NOT':>4}")
+        print(f"{setting:<26} {cols[0]:>22} {cols[1]:>22}")
     if verdict["base_mcts_vs_none"]:
-        rows.append(("mcts − none, base (target ≥ +0.15)", verdict["base_mcts_vs_none"]))
-    rows += [(f"mcts − best-of-n, {k} (extra, not a target)", v) for k, v in verdict["extra_mcts_vs_best_of_n"].items()]
-    for label, row in rows:
-        (mean, se), met = next(iter(row.values())), row["met"]
-        print(f"  {label:<58} {mean:+.3f} ± {se:.3f}  {'met' if met else 'NOT met'}")
+        (mean, se), met = verdict["base_mcts_vs_none"]["mcts_minus_none"], verdict["base_mcts_vs_none"]["met"]
+        verdict_text = "met" if met else "NOT met"
+        print(f"mcts − none, base @{DEFAULT_BUDGET} (target ≥ +0.15): {mean:+.3f} ± {se:.3f} {verdict_text}")
+    print(f"all met: {verdict['all_met']}")
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -170,7 +188,8 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, help="tasks per seed and cell")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0, help="seeds are FIRST_SEED, FIRST_SEED+1, ...")
-    parser.add_argument("--only", nargs="*", help="settings to run (by name prefix)")
+    parser.add_argument("--only", nargs="*", help="settings to run (by name prefix, e.g. 'base' or 'base @10')")
+    parser.add_argument("--budgets", nargs="*", type=int, help=f"budgets to run (default {BUDGETS})")
     parser.add_argument("--strategies", nargs="*", default=list(STRATEGIES), choices=STRATEGIES)
     parser.add_argument("--set", nargs="*", default=[], help="SearchSettings overrides for both searches, key=value")
     parser.add_argument("--noise", nargs="*", default=[], help="Noise overrides for every setting, key=value")
@@ -184,6 +203,7 @@ def main() -> None:
         for name, noise, budget in SETTINGS
         if not args.only or any(name.startswith(p) for p in args.only)
     ]
+    chosen = [c for c in chosen if not args.budgets or c[2] in args.budgets]
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="search-sim-") as root:
         jobs = [
@@ -199,7 +219,9 @@ def main() -> None:
     print(f"search_sim: {tasks} tasks x {args.seeds} seeds per cell; ± is the standard error across seeds")
     print("calls = replies of the policy and the judge, counted by a wrapper around both models (for best-of-n")
     print("and mcts it equals the engine's Budget.calls); none's step limit is the budget and it has no judge;")
-    print("best-of-n makes one attempt per 10 calls of budget (its default 3 at 30).\n")
+    print("best-of-n is configured with one attempt per 10 calls of budget (its default 3 at 30); both searches")
+    print("are fitted to the budget as a run fits them (agent/search/fit.py): below one judged trajectory mcts")
+    print("runs best-of-n with the attempts that fit, and best-of-n with fewer than two runs the plain loop.\n")
     print_table(summary, budgets)
     verdict = acceptance(cells)
     print_acceptance(verdict)

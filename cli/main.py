@@ -12,6 +12,34 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup, TyperOption
+
+
+class _LightGroup(TyperGroup):
+    """A command group whose --help flag costs no pydantic import.
+
+    typer (0.29+) coerces every parameter value through a pydantic adapter built on first use; a bool flag
+    that is set skips it, but a group's --help flag is unset (None) on every subcommand's path, so `branchwise
+    run --help` imported pydantic (about 70 ms) only to learn that None stays None. The help flag of every group
+    gets typer's own pass-through coercion instead. Older typers have neither; nothing changes there.
+    """
+
+    def get_help_option(self, ctx: typer.Context) -> TyperOption | None:
+        option = super().get_help_option(ctx)
+        if option is not None and getattr(option, "_runtime_param", "") is None:
+            try:
+                from typer._coercion import PassThroughRuntimeParam
+                from typer.models import OptionInfo
+            except ImportError:  # a typer without runtime coercion
+                return option
+            option._runtime_param = PassThroughRuntimeParam(parameter_info=OptionInfo(), annotation=bool)
+        return option
+
+
+def _typer(**kwargs: object) -> typer.Typer:
+    """A typer app (a command group) whose --help stays light; see _LightGroup."""
+    return typer.Typer(cls=_LightGroup, **kwargs)  # type: ignore[arg-type]
+
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 task not completed or checks failed; 2 usage or configuration error; "
@@ -19,7 +47,7 @@ EXIT_CODES_HELP = (
     "130 interrupted."
 )
 
-app = typer.Typer(
+app = _typer(
     name="branchwise",
     help="A coding agent that plans, searches over actions in a sandbox, and verifies with your checks.\n\n"
     + EXIT_CODES_HELP
@@ -31,7 +59,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-config_app = typer.Typer(help="Show or create configuration files.", no_args_is_help=True)
+config_app = _typer(help="Show or create configuration files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
 
@@ -100,7 +128,7 @@ ParamOption = Annotated[
     list[str] | None,
     typer.Option("--param", "-p", help="NAME=VALUE for a parameter the task file declares in [params.NAME]."),
 ]
-sandbox_app = typer.Typer(help="Use the agent's sandbox directly.", no_args_is_help=True)
+sandbox_app = _typer(help="Use the agent's sandbox directly.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
 
 
@@ -212,7 +240,7 @@ def config_init(
     _exit(init(project=project, force=force, cd=cd))
 
 
-runs_app = typer.Typer(help="List past runs of this repository (from .branchwise/runs), or prune them.")
+runs_app = _typer(help="List past runs of this repository (from .branchwise/runs), or prune them.")
 app.add_typer(runs_app, name="runs")
 
 
@@ -297,7 +325,7 @@ def sandbox_run(
     _exit(sandbox_run_command(command, flags=flags, timeout=timeout, full_access=dangerously_full_access, cd=cd))
 
 
-mcp_app = typer.Typer(
+mcp_app = _typer(
     help="MCP servers: list the configured ones, show a server's tools, or serve branchwise itself over MCP.",
     no_args_is_help=True,
 )
@@ -351,7 +379,7 @@ def doctor(cd: CdOption = None) -> None:
     _exit(doctor_command(cd=cd))
 
 
-memory_app = typer.Typer(
+memory_app = _typer(
     help="Long-term memory: tips and shortcuts learned from verified runs, scoped to this repository.",
     no_args_is_help=True,
 )

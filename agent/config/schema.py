@@ -106,6 +106,12 @@ class SearchSettings(_Section):
     check_after_edits: bool = True
     """Run the task's checks at the start and after every step that changes files, and value each step by them
     (costs the checks' run time per step; the strongest signal the search has)."""
+    fit_budget: bool = True
+    """Fit the strategy to the budget it is given: when the model calls left cannot pay for one judged mcts
+    trajectory (trajectory_steps x (branching + 1)), run best-of-n with the attempts that fit (trajectory_steps
+    calls each, at least two), else the plain loop; a warning says so. false: always run the configured one."""
+    trajectory_steps: int = Field(8, ge=1)
+    """Steps one attempt at a goal is expected to take: the unit the search sizes itself by (see fit_budget)."""
 
 
 class PlannerSettings(_Section):

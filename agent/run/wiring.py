@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from branchwise.agent.config.schema import Config
 from branchwise.agent.errors import ConfigError, EnvironmentProblem, UsageError
-from branchwise.agent.record.events import Egress, EventBus, ToolResult
-from branchwise.agent.run.gate import Approver, PolicyGate
-from branchwise.agent.run.prompts import find_instructions
 from branchwise.sandbox.base import Sandbox, SandboxUnavailable
-from branchwise.sandbox.policy.engine import Policy, PolicyError, TaintTracker
-from branchwise.tools import ToolBox
+
+if TYPE_CHECKING:  # the gate's pieces load with make_gate: `branchwise sandbox run` needs only the sandbox
+    from branchwise.agent.config.schema import Config
+    from branchwise.agent.record.events import EventBus
+    from branchwise.agent.run.gate import Approver, PolicyGate
+    from branchwise.tools import ToolBox
 
 
 def make_sandbox_for(config: Config, workspace: Path, *, full_access: bool = False) -> Sandbox:
@@ -33,6 +34,10 @@ def make_gate(
     """The policy gate: rules checked now (a bad rule is a config error), taint fed from tool results and from
     the project's instruction file (it comes with the repository: its words are not the user's). `tools` is the
     session's ToolBox, whose declarations tell the policy what each call can change."""
+    from branchwise.agent.run.gate import PolicyGate
+    from branchwise.agent.run.prompts import find_instructions
+    from branchwise.sandbox.policy.engine import Policy, PolicyError, TaintTracker
+
     try:
         policy = Policy.from_settings(config.policy, config.sandbox, workspace)
     except PolicyError as exc:
@@ -58,10 +63,14 @@ class EgressRecorder:
         self.reported = 0
 
     def __call__(self, event: object) -> None:
+        from branchwise.agent.record.events import ToolResult
+
         if isinstance(event, ToolResult):
             self.flush()
 
     def flush(self) -> None:
+        from branchwise.agent.record.events import Egress
+
         log = getattr(self.sandbox, "egress_log", None)
         decisions = log() if log is not None else []
         new, self.reported = decisions[self.reported :], len(decisions)

@@ -17,8 +17,7 @@ from branchwise.agent.run.context import RunContext
 from branchwise.agent.run.loop import LoopSolver
 from branchwise.agent.run.query import Asker
 from branchwise.agent.run.solver import Goal
-from branchwise.agent.search.context import SearchContext
-from branchwise.agent.search.solver import STRATEGIES as STRATEGY_CLASSES
+from branchwise.agent.search.solver import SearchSolver
 from branchwise.sandbox.workspace.safefs import WorkspaceFS
 from branchwise.tools import ToolBox, ToolContext, default_tools
 
@@ -116,6 +115,7 @@ def _run_plain(rig: Rig, prompt: str, budget: int) -> str:
 
 
 def _run_search(rig: Rig, strategy: str, prompt: str, budget: int, search: dict[str, Any]) -> tuple[str, bool]:
+    """best-of-n or mcts through the product's SearchSolver, fitted to its budget as a run fits it."""
     if strategy == "best-of-n":
         # Attempts scale with the budget (3 at 30, the default), so that best-of-n can use what it is given.
         search = {"attempts": max(1, budget // CALLS_PER_ATTEMPT), **search}
@@ -128,13 +128,17 @@ def _run_search(rig: Rig, strategy: str, prompt: str, budget: int, search: dict[
     )
     meter = Budget(Caps(model_calls=budget), wall_s=3600)
     rc = _context(rig, settings, meter)
+    rc.config.llm.temperature = TEMPERATURE  # the plain loop's, when the search falls back to it
     view = meter.view("search", steps=settings.max_nodes, model_calls=settings.max_model_calls)
-    sc = SearchContext(model=rig.policy, judge=rig.judge, asker=rc.asker, actor=rc.actor, ctx=rig.ctx,
-                       workspace=rig.workspace, bus=rc.bus, settings=settings, budget=view,
-                       verify=lambda _c: rig.verify(), task=prompt)  # fmt: skip
-    engine = STRATEGY_CLASSES[strategy](sc)
-    result = engine.run(list(_goal(prompt).opening))
+    solver = SearchSolver(rc, strategy)
+    try:
+        outcome = solver.solve(_goal(prompt), lambda _c: rig.verify(), view)
+        status = "completed" if outcome.status == "done" else "failed"
+    except StopRun as stop:
+        status = stop.status
     assert meter.tally.model_calls == rig.policy.calls + rig.judge.calls, "the budget and the wrapper disagree on calls"
+    if solver.search is None:  # fell back to the plain loop, which checks only at a finish
+        return status, any(rig.world.task.solved(s) for s in rig.world.check_log)
     states = rig.workspace.states
-    covered = any(n.finished and rig.world.task.solved(states[n.snapshot]) for n in result.tree.nodes)
-    return result.status, covered
+    covered = any(n.finished and rig.world.task.solved(states[n.snapshot]) for n in solver.search.tree.nodes)
+    return status, covered

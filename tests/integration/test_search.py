@@ -195,3 +195,46 @@ def test_an_edit_with_an_undefined_name_is_flagged_and_penalised(cli, example_re
     flagged = tree.nodes[1]
     assert flagged.signals["lint_errors"] == ["calc/stats.py:19: undefined name 'midle'"]
     assert flagged.reward < tree.nodes[0].reward  # 4 of 5 tests still pass, but the typo costs it the lead
+
+
+def test_mcts_below_one_judged_trajectory_runs_the_plain_loop_and_warns(cli, example_repo, tmp_path):
+    # 6 model calls cannot pay for one mcts trajectory of 8 steps (8 x 2 proposals with no judge): the search
+    # hands over to the plain loop, which spends the calls on acting and finishes; a warning says so.
+    script = write_script(tmp_path / "r.yaml", [NOTE, RIGHT, finish("fixed median")])
+    res = cli("run", "fix median", "-m", f"scripted:{script}", "--check", CHECK, "--search", "mcts", "-o",
+              "stream-json", cwd=example_repo, env={"BRANCHWISE_SEARCH_MAX_MODEL_CALLS": "6"})  # fmt: skip
+    events = [json.loads(line) for line in res.stdout.splitlines()]
+    assert res.returncode == 0, res.stderr
+    assert events[-1]["status"] == "completed"
+    warnings = [e["message"] for e in events if e["type"] == "warning"]
+    assert any("fewer than one judged trajectory costs (16)" in w and "plain loop" in w for w in warnings), warnings
+    assert not [e for e in events if e["type"] == "node"]  # no search tree: the plain loop ran
+    assert [e["purpose"] for e in events if e["type"] == "model_reply"] == ["act", "act", "act"]
+    assert "(ordered[middle - 1] + ordered[middle])" in (example_repo / "calc" / "stats.py").read_text()
+
+
+def test_mcts_with_room_for_two_attempts_runs_best_of_n(cli, example_repo, tmp_path):
+    # 5 calls, trajectories of 2 steps: mcts would need 2 x 2 = 4 calls per trajectory... and fits; with
+    # branching 3 it needs 6 and falls back to best-of-n with the 2 attempts of 2 calls that fit.
+    script = write_script(tmp_path / "r.yaml", [WRONG, finish("first try"), RIGHT, finish("second try")])
+    env = {"BRANCHWISE_SEARCH_MAX_MODEL_CALLS": "5", "BRANCHWISE_SEARCH_TRAJECTORY_STEPS": "2",
+           "BRANCHWISE_SEARCH_BRANCHING": "3", "BRANCHWISE_LIMITS_MAX_FINISH_REJECTIONS": "0"}  # fmt: skip
+    res = cli("run", "fix median", "-m", f"scripted:{script}", "--check", CHECK, "--search", "mcts", "-o",
+              "stream-json", cwd=example_repo, env=env)  # fmt: skip
+    events = [json.loads(line) for line in res.stdout.splitlines()]
+    assert res.returncode == 0, res.stderr
+    warnings = [e["message"] for e in events if e["type"] == "warning"]
+    assert any("running best-of-n with 2 attempts" in w for w in warnings), warnings
+    tree = tree_of(example_repo, events[-1]["run_id"])
+    assert tree.strategy == "best-of-n" and len(tree.nodes[0].children) == 2
+    assert tree.nodes[tree.chosen].summary == "second try"
+
+
+def test_a_search_that_fits_its_budget_gives_no_warning(cli, example_repo, tmp_path):
+    script = write_script(tmp_path / "r.yaml", [RIGHT, finish("fixed")])
+    res = cli("run", "fix median", "-m", f"scripted:{script}", "--check", CHECK, "--search", "mcts", "-o",
+              "stream-json", cwd=example_repo, env={"BRANCHWISE_SEARCH_BRANCHING": "1"})  # fmt: skip
+    events = [json.loads(line) for line in res.stdout.splitlines()]
+    assert res.returncode == 0, res.stderr
+    assert not [e for e in events if e["type"] == "warning" and "fitted" in e["message"]]
+    assert [e for e in events if e["type"] == "node"]
