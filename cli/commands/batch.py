@@ -118,9 +118,9 @@ def register(app: typer.Typer) -> None:
     """Add batch, validate and eval to the root command."""
     app.command("batch")(batch)
     app.command("validate")(validate)
-    from branchwise.cli.main import _typer  # the light --help group (see cli/main.py)
+    from branchwise.cli.groups import light_typer
 
-    eval_app = _typer(
+    eval_app = light_typer(
         help="Evaluate a model and a search strategy on a benchmark; reports pass@1 with the model, strategy "
         "and cost. Each instance runs as a batch task (same options, results and report).",
         no_args_is_help=True,
