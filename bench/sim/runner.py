@@ -73,7 +73,10 @@ def run_task(
     strategy: str, task: Task, noise: Noise, budget: int, seed: int, root: Path, search: dict[str, Any]
 ) -> Outcome:
     """Run `task` once; `budget` is the model-call budget, `search` overrides SearchSettings fields."""
-    rig = Rig.build(task, noise, f"{seed}:{task.name}:{strategy}", root)
+    # Common random numbers: every strategy draws from the same streams for a task, so where two strategies run
+    # the same code (best-of-n that fell back to the plain loop) they score the same, and paired differences
+    # measure the strategies, not the luck of separate streams.
+    rig = Rig.build(task, noise, f"{seed}:{task.name}", root)
     prompt = f"Task {task.name}: make the failing check `{CHECK_COMMAND}` pass."
     if strategy == "none":
         status = _run_plain(rig, prompt, budget)
