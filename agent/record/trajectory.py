@@ -39,8 +39,10 @@ def prepare_runs_dir(workspace: Path) -> Path:
     path = runs_dir(workspace)
     for directory in (path.parent, path):
         _real_directory(directory)
-    # Everything here (this file too) stays out of git status, except a project config worth committing.
-    text = b"# written by branchwise: run logs stay out of git; config.toml may be committed\n*\n!config.toml\n"
+    # Everything here (this file too) stays out of git status, except what a project commits: its config, its
+    # REPL commands and its task files.
+    text = (b"# written by branchwise: run logs stay out of git; config.toml, commands/ and tasks/ may be committed\n"
+            b"*\n!config.toml\n!commands/\n!commands/**\n!tasks/\n!tasks/**\n")  # fmt: skip
     try:  # O_EXCL | O_NOFOLLOW: never through a link, never over an existing file
         fd = os.open(path.parent / ".gitignore", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileExistsError:

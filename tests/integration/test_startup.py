@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-HEAVY = ("litellm", "playwright", "tree_sitter", "tree_sitter_language_pack", "openai", "mcp", "mcp_types")
+HEAVY = ("litellm", "playwright", "tree_sitter", "tree_sitter_language_pack", "openai", "mcp", "mcp_types", "ray")
 
 PROBE = """
 import json, sys
