@@ -257,7 +257,7 @@ class BrowserSession:
     def view(self, text: str | None = None) -> str:
         """The page header and its (capped) snapshot, as a tool returns it."""
         text = self.snapshot() if text is None else text
-        return f"{self.header()}\n{S.cap(text, self.settings.snapshot_tokens)}"
+        return f"{self.header()}\n{S.cap(S.compact(text), self.settings.snapshot_tokens)}"
 
     def header(self) -> str:
         page = self.page
@@ -306,7 +306,9 @@ class BrowserSession:
         self.close_excess_tabs()
         notes = self._save_downloads()
         after = self.snapshot()
-        return "\n".join([self.header(), *notes, S.changes(before, after, self.settings.snapshot_tokens)])
+        return "\n".join(
+            [self.header(), *notes, S.changes(S.compact(before), S.compact(after), self.settings.snapshot_tokens)]
+        )
 
     def thumbnail(self) -> Path | None:
         """A quarter-size, low-quality JPEG of the current tab's viewport in the run's browser/ directory, when
