@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Debian packages the agent and its tests need: command -> package.
-DEB_NEEDS := git:git rg:ripgrep bwrap:bubblewrap node:nodejs npm:npm chromium:chromium
+DEB_NEEDS := git:git rg:ripgrep bwrap:bubblewrap node:nodejs npm:npm chromium:chromium tmux:tmux
 # MCP servers from npm and PyPI that the tests run inside the sandbox. They must be readable there: not under
 # /root, /home or /tmp (the sandbox hides those), and the Python one needs a Python that is not either (pyenv's is).
 # As root they go to /opt, so that a clone anywhere (even under /root or /tmp) can run them.

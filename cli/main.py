@@ -22,8 +22,10 @@ EXIT_CODES_HELP = (
 app = typer.Typer(
     name="branchwise",
     help="A coding agent that plans, searches over actions in a sandbox, and verifies with your checks.\n\n"
-    + EXIT_CODES_HELP,
-    no_args_is_help=True,
+    + EXIT_CODES_HELP
+    + "\n\nWith no command, `branchwise` opens an interactive session (a REPL) in a terminal, or runs the task it "
+    "reads from standard input when that is not a terminal.",
+    no_args_is_help=False,
     add_completion=False,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
@@ -41,13 +43,32 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def _root(
+    ctx: typer.Context,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    resume: Annotated[
+        str | None,
+        typer.Option("--resume", help="REPL: continue from a saved run (default: the latest; see `branchwise runs`)."),
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="REPL: the model to start with.")] = None,
+    search: Annotated[str | None, typer.Option("--search", help="REPL: none, best-of-n or mcts.")] = None,
+    vi: Annotated[bool, typer.Option("--vi", help="REPL: vi key bindings (default: emacs).")] = False,
+    dangerously_full_access: Annotated[
+        bool, typer.Option("--dangerously-full-access", help="REPL: run commands with no sandbox at all.")
+    ] = False,
+    cd: Annotated[Path | None, typer.Option("--cd", "-C", help="REPL: work in this directory's repository.")] = None,
+    no_git: Annotated[bool, typer.Option("--no-git", help="REPL: allow a workspace outside git.")] = False,
 ) -> None:
-    """Root options."""
+    """Root options; with no command, the interactive session (or a headless run of the task on stdin)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from branchwise.cli.repl import start
+
+    flags = {"model": model, "search.strategy": search, "workspace.allow_non_git": True if no_git else None}
+    _exit(start(cd=cd, flags=flags, resume=resume, vi=vi, full_access=dangerously_full_access, no_git=no_git))
 
 
 CdOption = Annotated[
@@ -74,6 +95,10 @@ FullAccessOption = Annotated[
         "--dangerously-full-access",
         help="Run commands with no sandbox at all (also when bubblewrap is missing). Only inside a throwaway VM.",
     ),
+]
+ParamOption = Annotated[
+    list[str] | None,
+    typer.Option("--param", "-p", help="NAME=VALUE for a parameter the task file declares in [params.NAME]."),
 ]
 sandbox_app = typer.Typer(help="Use the agent's sandbox directly.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
@@ -124,11 +149,13 @@ def run(
     dangerously_full_access: FullAccessOption = False,
     cd: CdOption = None,
     no_git: NoGitOption = False,
+    param: ParamOption = None,
 ) -> None:
     """Run a task headless: plan, act in the sandbox, verify with the checks, and exit with a status code.
 
     The workspace is the git repository of -C, else of the task file's directory, else of the current
     directory."""
+    from branchwise.agent.config.params import parse_param_flags
     from branchwise.cli.commands.run import RunOptions, run_command
 
     options = RunOptions(
@@ -154,6 +181,7 @@ def run(
         },
         full_access=dangerously_full_access,
         plan_only=plan_only,
+        params=parse_param_flags(param),
     )
     _exit(run_command(options))
 
@@ -184,15 +212,37 @@ def config_init(
     _exit(init(project=project, force=force, cd=cd))
 
 
-@app.command("runs")
+runs_app = typer.Typer(help="List past runs of this repository (from .branchwise/runs), or prune them.")
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.callback(invoke_without_command=True)
 def runs(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     cd: CdOption = None,
 ) -> None:
-    """List past runs of this repository (from .branchwise/runs)."""
-    from branchwise.cli.commands.runs import list_command
+    """List past runs of this repository (from .branchwise/runs); `runs prune` removes what is not needed."""
+    if ctx.invoked_subcommand is None:
+        from branchwise.cli.commands.runs import list_command
 
-    _exit(list_command(as_json=as_json, cd=cd))
+        _exit(list_command(as_json=as_json, cd=cd))
+
+
+@runs_app.command("prune")
+def runs_prune(
+    keep: Annotated[
+        int | None, typer.Option("--keep", min=0, help="Also delete all but the newest N run logs.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; delete nothing.")] = False,
+    cd: CdOption = None,
+) -> None:
+    """Garbage-collect this repository's shadow snapshot repository (the snapshots of deleted runs go; the
+    start and end snapshots of kept runs stay, for replay and undo), and delete every shadow repository whose
+    workspace no longer exists. Shadow repositories are also collected automatically past 256 MB."""
+    from branchwise.cli.commands.runs import prune_command
+
+    _exit(prune_command(keep=keep, dry_run=dry_run, cd=cd))
 
 
 @app.command("replay")
@@ -497,6 +547,16 @@ def diff(
     _exit(diff_command(run_id, stat=stat, cd=cd))
 
 
+def _register_batch() -> None:
+    """batch, validate and eval (their options live in cli/commands/batch.py, which imports only typer)."""
+    from branchwise.cli.commands.batch import register
+
+    register(app)
+
+
+_register_batch()
+
+
 def _exit(code: int) -> None:
     raise typer.Exit(code)
 
@@ -504,7 +564,21 @@ def _exit(code: int) -> None:
 def main() -> None:
     """Console-script entry point: user errors are one line and an exit code, never a traceback."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    if not sys.argv[1:]:  # bare `branchwise`: straight to the REPL, without building every command's parser
+        sys.exit(_bare())
     sys.exit(run_app(sys.argv[1:]))
+
+
+def _bare() -> int:
+    """`branchwise` with no arguments, with run_app's error handling."""
+    from branchwise.cli.repl import start
+
+    try:
+        return start(cd=None, flags={}, resume=None, vi=False, full_access=False, no_git=False)
+    except KeyboardInterrupt:
+        return _fail([], "interrupted", 130)
+    except Exception as exc:
+        return _fail([], *_describe(exc))
 
 
 def run_app(argv: list[str]) -> int:
@@ -514,6 +588,7 @@ def run_app(argv: list[str]) -> int:
     except ImportError:  # pragma: no cover - older typer uses click itself
         from click import exceptions as click_errors  # type: ignore[no-redef]
 
+    argv = _optional_resume(argv)
     try:
         result = app(args=argv, prog_name="branchwise", standalone_mode=False)
     except click_errors.NoArgsIsHelpError as exc:
@@ -526,6 +601,15 @@ def run_app(argv: list[str]) -> int:
     except Exception as exc:
         return _fail(argv, *_describe(exc))
     return result if isinstance(result, int) else 0
+
+
+def _optional_resume(argv: list[str]) -> list[str]:
+    """`branchwise --resume` without a run id means the latest run."""
+    if "--resume" in argv:
+        i = argv.index("--resume")
+        if i + 1 == len(argv) or argv[i + 1].startswith("-"):
+            return [*argv[: i + 1], "latest", *argv[i + 1 :]]
+    return argv
 
 
 def _describe(exc: Exception) -> tuple[str, int]:

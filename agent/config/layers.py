@@ -23,14 +23,16 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from branchwise.agent.config.params import fill_task
 from branchwise.agent.config.schema import Config
 from branchwise.agent.errors import ConfigError
 from branchwise.sandbox.settings import MERGED_LISTS, repository_widening
 from branchwise.tools.browser.settings import repository_browser_problems
 from branchwise.tools.mcp.settings import repository_mcp_problems
 
-# Keys only a task file may set; they are not part of Config.
-TASK_KEYS = ("prompt", "plan")
+# Keys only a task file may set; they are not part of Config. `params` (recipes, see params.py) is filled and
+# removed first; `id`, `repo` and `ref` say which task and which repository a batch runs (agent/batch/tasks.py).
+TASK_KEYS = ("prompt", "plan", "id", "repo", "ref")
 MAX_CONFIG_BYTES = 1024 * 1024
 
 
@@ -208,8 +210,9 @@ def load_config(
     task_file: Path | None = None,
     flags: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> LoadedConfig:
-    """Merge every layer that exists, then validate once."""
+    """Merge every layer that exists, then validate once. `params` fill the task file's [params] (a recipe)."""
     env = os.environ if env is None else env
     layers = [Layer("default", Config().model_dump())]
     if user_config_path(env).is_file():
@@ -227,11 +230,14 @@ def load_config(
         if not task_file.is_file():
             raise ConfigError(f"{task_file}: task file not found")
         layer = read_toml_layer(task_file, "task file", from_repository=True)
+        layer.data = fill_task(layer.data, dict(params or {}), str(task_file))
         task = {k: layer.data.pop(k) for k in TASK_KEYS if k in layer.data}
         if "plan" in task:
             _check_plan(task["plan"], task_file)
         check_repository_layer(layer, users, task_file.resolve().parent)
         layers.append(layer)
+    elif params:
+        raise ConfigError(f"--param {next(iter(params))}: parameters need a task file (-f) that declares them")
     layers.append(env_layer(env))
     layers.append(Layer("command line", _nest(dict(flags or {}))))
     merged, sources = merge_layers(layers)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from branchwise.agent.record.events import ModelReply, Purpose, ToolCallRecord, Usage
+from branchwise.agent.record.events import ModelDelta, ModelReply, Purpose, ToolCallRecord, Usage
 
 Message = dict[str, Any]
 """One chat message in OpenAI's format (role, content, tool_calls, tool_call_id)."""
@@ -44,6 +45,22 @@ def _dump(arguments: dict[str, Any] | None) -> str:
 
 
 ModelKind = Literal["litellm", "scripted"]
+DeltaSink = Callable[[ModelDelta], None]
+"""Receives a reply's pieces as they stream in. A model that can stream has, besides `query`,
+`query_stream(messages, tools, *, temperature, deadline, on_delta) -> list[Reply]` (one reply), which
+the Asker uses when a live view wants deltas; the reply it returns is the same as `query`'s."""
+
+
+def text_deltas(reply: Reply, piece: int = 12) -> list[ModelDelta]:
+    """A finished reply cut into the deltas a streaming server would send (text, then each call's name and
+    argument fragments): how models without real streaming still feed a live view."""
+    text = reply.content or ""
+    deltas = [ModelDelta(content=text[i : i + piece]) for i in range(0, len(text), piece)]
+    for index, call in enumerate(reply.tool_calls):
+        raw = call.raw_arguments if call.raw_arguments is not None else _dump(call.arguments)
+        deltas.append(ModelDelta(index=index, name=call.name))
+        deltas += [ModelDelta(index=index, arguments=raw[i : i + piece]) for i in range(0, len(raw), piece)]
+    return deltas
 
 
 class Model(Protocol):

@@ -21,13 +21,14 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from branchwise.agent import cancel
 from branchwise.agent.config.schema import LLMSettings
 from branchwise.agent.errors import BudgetExceeded, ModelConfigError, ModelError
 from branchwise.agent.models import images, textformat
-from branchwise.agent.models.base import Message, ModelKind, Reply
+from branchwise.agent.models.base import DeltaSink, Message, ModelKind, Reply
 from branchwise.agent.models.provider_errors import ErrorInfo, TransientFault, first_line, lookup
 from branchwise.agent.models.tokens import count_estimated_first
-from branchwise.agent.record.events import ToolCallRecord, Usage
+from branchwise.agent.record.events import ModelDelta, ToolCallRecord, Usage
 
 MAX_BACKOFF_S = 60.0
 MAX_PLAUSIBLE_TOKENS = 50_000_000  # more than any context window: a figure above is a server bug
@@ -180,6 +181,24 @@ class LiteLLMModel:
         response = self._call(kwargs, deadline)
         return self._replies(response, n, messages, tools)
 
+    def query_stream(
+        self,
+        messages: list[Message],
+        tools: list[dict[str, Any]],
+        *,
+        temperature: float | None = None,
+        deadline: float | None = None,
+        on_delta: DeltaSink | None = None,
+    ) -> list[Reply]:
+        """One reply, streamed (`stream=True`): each chunk's text and tool-call fragments go to `on_delta` as
+        they arrive; the chunks are then assembled by litellm (tool calls by their index) into the reply
+        `query` would have given."""
+        kwargs = self._request(messages, tools, n=1, temperature=temperature)
+        kwargs["stream"] = True
+        kwargs["stream_options"] = {"include_usage": True}
+        response = self._call(kwargs, deadline, on_delta)
+        return self._replies(response, 1, messages, tools)
+
     def _request(
         self, messages: list[Message], tools: list[dict[str, Any]], *, n: int, temperature: float | None
     ) -> dict[str, Any]:
@@ -206,7 +225,7 @@ class LiteLLMModel:
             kwargs["max_tokens"] = s.max_output_tokens
         return kwargs
 
-    def _call(self, kwargs: dict[str, Any], deadline: float | None) -> Any:
+    def _call(self, kwargs: dict[str, Any], deadline: float | None, on_delta: DeltaSink | None = None) -> Any:
         """The one litellm call site; retryable errors back off, the rest are translated at once."""
         import tenacity
 
@@ -218,7 +237,7 @@ class LiteLLMModel:
             reraise=True,
         )
         try:
-            return retrying(self._completion, kwargs, deadline)
+            return retrying(self._completion, kwargs, deadline, on_delta)
         except BudgetExceeded:
             raise
         except Exception as exc:
@@ -227,7 +246,7 @@ class LiteLLMModel:
                 raise
             raise self._translate(exc, info, retrying.statistics.get("attempt_number", 1)) from None
 
-    def _completion(self, kwargs: dict[str, Any], deadline: float | None) -> Any:
+    def _completion(self, kwargs: dict[str, Any], deadline: float | None, on_delta: DeltaSink | None = None) -> Any:
         """One attempt, in a worker thread, so that it can be given up at the timeout or the run's deadline.
 
         httpx's timeout is per read, so a server sending a byte a second would hold a blocking call open for
@@ -239,19 +258,26 @@ class LiteLLMModel:
         if deadline is not None and deadline <= time.monotonic():
             raise BudgetExceeded("wall-time limit reached before a model call", limit="wall")
         box: dict[str, Any] = {}
-        done, sent = threading.Event(), threading.Event()
+        done, sent, given_up = threading.Event(), threading.Event(), threading.Event()
 
         def attempt() -> None:
             _attempt.sent = sent
             try:
-                box["response"] = litellm.completion(**kwargs)
+                response = litellm.completion(**kwargs)
+                if kwargs.get("stream"):
+                    response = _assemble(litellm, response, kwargs["messages"], on_delta, given_up)
+                box["response"] = response
             except BaseException as exc:  # handed to the caller's thread, which raises it
                 box["error"] = exc
             finally:
                 done.set()
 
         threading.Thread(target=attempt, name="branchwise-model-call", daemon=True).start()
-        self._wait_for(done, sent, deadline)
+        try:
+            self._wait_for(done, sent, deadline)
+        except BaseException:
+            given_up.set()  # a stream that goes on is no longer shown
+            raise
         if "error" in box:
             raise box["error"]
         response = box["response"]
@@ -264,6 +290,7 @@ class LiteLLMModel:
         started = time.monotonic()
         sent_at: float | None = None
         while not done.wait(0.05):
+            cancel.check()  # the user stopped the step (REPL): the call is abandoned like a timed-out one
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 raise BudgetExceeded("wall-time limit reached during a model call", limit="wall")
@@ -374,6 +401,42 @@ class LiteLLMModel:
         if key not in self._warned and self.notify:
             self._warned.add(key)
             self.notify(message)
+
+
+def _assemble(litellm: Any, stream: Any, messages: Any, on_delta: DeltaSink | None, given_up: threading.Event) -> Any:
+    """Read a stream to its end, handing each piece to `on_delta`; litellm builds the whole response (tool
+    calls assembled by index, the usage from the last chunk)."""
+    chunks = []
+    for chunk in stream:
+        if given_up.is_set():
+            raise TransientFault("the stream was abandoned")
+        chunks.append(chunk)
+        if on_delta is not None:
+            for delta in _chunk_deltas(chunk):
+                on_delta(delta)
+    if not chunks:
+        raise TransientFault("the model streamed no chunks")
+    return litellm.stream_chunk_builder(chunks, messages=messages)
+
+
+def _chunk_deltas(chunk: Any) -> list[ModelDelta]:
+    """The text and tool-call fragments of one streamed chunk (first choice only: streams have n = 1)."""
+    choices = getattr(chunk, "choices", None) or []
+    delta = getattr(choices[0], "delta", None) if choices else None
+    if delta is None:
+        return []
+    out = [ModelDelta(content=delta.content)] if getattr(delta, "content", None) else []
+    for j, call in enumerate(getattr(delta, "tool_calls", None) or []):
+        function = getattr(call, "function", None)
+        index = getattr(call, "index", None)
+        out.append(
+            ModelDelta(
+                index=index if isinstance(index, int) else j,
+                name=getattr(function, "name", None) or None,
+                arguments=getattr(function, "arguments", None) or "",
+            )
+        )
+    return out
 
 
 def _plausible(value: Any) -> int | None:

@@ -10,7 +10,8 @@ The file format is public (users and tests write it)::
       - tool_calls:
           - name: finish
             arguments: {summary: "Fixed the off-by-one in add()."}
-    supports_images: false   # optional: act as a model that takes images (screenshots are attached)
+        cost_usd: 0.01   # optional: what the reply would have cost (to exercise budgets offline)
+    supports_images: false   # optional, top level: act as a model that takes images (screenshots attached)
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from branchwise.agent.errors import ConfigError, ScriptExhausted
 from branchwise.agent.models import images
-from branchwise.agent.models.base import Message, ModelKind, Reply
+from branchwise.agent.models.base import DeltaSink, Message, ModelKind, Reply, text_deltas
 from branchwise.agent.models.tokens import count_estimated_first, tiktoken_count
 from branchwise.agent.record.events import ToolCallRecord, Usage
 from branchwise.sandbox.base import SandboxError
@@ -43,6 +44,7 @@ class _ScriptedReply(BaseModel):
     model_config = ConfigDict(extra="forbid")
     content: str | None = None
     tool_calls: list[_ScriptedCall] = []
+    cost_usd: float = Field(default=0.0, ge=0)
 
 
 class _Script(BaseModel):
@@ -86,7 +88,7 @@ def _to_reply(index: int, reply: _ScriptedReply) -> Reply:
             calls.append(ToolCallRecord(id=call_id, name=call.name, raw_arguments=call.arguments))
         else:
             calls.append(ToolCallRecord(id=call_id, name=call.name, arguments=call.arguments))
-    return Reply(content=reply.content, tool_calls=calls)
+    return Reply(content=reply.content, tool_calls=calls, cost_usd=reply.cost_usd)
 
 
 class ScriptedModel:
@@ -140,9 +142,26 @@ class ScriptedModel:
                 content=r.content,
                 tool_calls=[c.model_copy() for c in r.tool_calls],
                 usage=Usage(prompt=prompt_tokens if i == 0 else 0, completion=self._completion_tokens(r)),
+                cost_usd=r.cost_usd,
             )
             for i, r in enumerate(replies)
         ]
+
+    def query_stream(
+        self,
+        messages: list[Message],
+        tools: list[dict[str, Any]],
+        *,
+        temperature: float | None = None,
+        deadline: float | None = None,
+        on_delta: DeltaSink | None = None,
+    ) -> list[Reply]:
+        """The next reply, also handed out in pieces as a streaming server would send it."""
+        replies = self.query(messages, tools, n=1, temperature=temperature, deadline=deadline)
+        if on_delta is not None:
+            for delta in text_deltas(replies[0]):
+                on_delta(delta)
+        return replies
 
     def count_tokens(self, messages: list[Message], tools: list[dict[str, Any]]) -> int:
         return images.count(self._count, messages, tools, self.keep_images if self.supports_images else 0)

@@ -82,6 +82,23 @@ class ModelReply(_Event):
     """The reply stopped at the output-token limit."""
 
 
+class ModelDelta(_Event):
+    """A piece of a reply while it streams in (text, or a fragment of tool call `index`). Transient: renderers
+    show it, the trajectory does not keep it (the whole reply follows as `model_reply`)."""
+
+    type: Literal["model_delta"] = "model_delta"
+    content: str = ""
+    index: int | None = None
+    """The tool call this fragment belongs to (None: text)."""
+    name: str | None = None
+    arguments: str = ""
+    purpose: Purpose = "act"
+
+
+TRANSIENT_TYPES = frozenset({"model_delta"})
+"""Events for live views only: not written to the trajectory, not part of `Event`."""
+
+
 class ToolCall(_Event):
     type: Literal["tool_call"] = "tool_call"
     call: ToolCallRecord
@@ -253,6 +270,10 @@ class RunFinished(_Event):
     """Long-term memory items the run retrieved, used and wrote (ids)."""
     branch: str | None = None
     """The branch a verified result was committed on (git.commit), or None."""
+    model: str | None = None
+    """The model's name (scripted:PATH for a scripted one)."""
+    strategy: str | None = None
+    """The search strategy: none, best-of-n or mcts."""
 
 
 Event = Annotated[
@@ -289,6 +310,8 @@ class EventBus:
         self.run_id = run_id
         self.step = 0
         self._subscribers: list[Subscriber] = []
+        self.wants_deltas = False
+        """A live view is subscribed: model calls stream and emit `model_delta` events."""
 
     def subscribe(self, subscriber: Subscriber, *, first: bool = False) -> None:
         """Add a subscriber; `first` puts it before the others (the trajectory must see events first)."""

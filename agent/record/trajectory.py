@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from branchwise.agent.errors import UsageError
-from branchwise.agent.record.events import EVENT_ADAPTER, RunFinished, RunStarted
+from branchwise.agent.record.events import EVENT_ADAPTER, TRANSIENT_TYPES, RunFinished, RunStarted
 from branchwise.sandbox.base import SandboxError
 from branchwise.sandbox.workspace.safefs import read_regular
 
@@ -82,7 +82,7 @@ class TrajectoryWriter:
         self._fd: int | None = os.open(self.path, flags, 0o644)
 
     def __call__(self, event: Any) -> None:
-        if self._fd is None:
+        if self._fd is None or event.type in TRANSIENT_TYPES:
             return
         os.write(self._fd, (event.model_dump_json() + "\n").encode("utf-8"))
         if event.type in _SYNC_TYPES:

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from branchwise.agent import cancel
 from branchwise.agent.models.base import Message, Reply
 from branchwise.agent.record.events import EventBus, ToolCall, ToolCallRecord, ToolResult
 from branchwise.agent.run.gate import Gate
@@ -48,6 +49,7 @@ class Actor:
             return outcome
         all_malformed = True
         for call in reply.tool_calls:
+            cancel.check()
             if outcome.finish is not None:
                 self.answer(outcome, call, Observation("Not run: finish was called earlier in the same reply.", True))
                 continue
@@ -93,6 +95,12 @@ class Actor:
         refusal = self.gate(call) if self.gate else None
         if refusal is not None:
             return Observation(f"Not run: {refusal}", is_error=True, data={"refused": True}), False
+        cancel.check()  # stopped while the approval was asked
+        if self.gate is not None:  # the person who approved it may have edited the call (the gate re-checked it)
+            try:
+                args = self.toolbox.parse_args(call.name, arguments_of(call))
+            except ToolError as exc:
+                return Observation(f"Error: {exc}", is_error=True), True
         tool = self.toolbox.get(call.name)
         if effects is not None:
             effects.append(tool.effect_of(args))

@@ -89,7 +89,14 @@ class PolicyGate:
         decision = self.policy.decide(info, self.taint)
         approved: bool | None = None
         if decision.action == "ask":
+            before = call.args_key()
             approved = self.approver(call, decision) if self.approver else False
+            if approved and call.args_key() != before:  # approved as edited: the edit is judged again
+                args = call.arguments or {}
+                info = call_info(call, args, self.tools)
+                edited = self.policy.decide(info, self.taint)
+                if edited.action == "deny":
+                    decision, approved = edited, False
         self.bus.emit(
             PolicyDecision(
                 call_id=call.id,

@@ -6,8 +6,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from branchwise.agent import cancel
 from branchwise.agent.models.base import Message, Model, Reply, reply_event
-from branchwise.agent.record.events import EventBus, Purpose
+from branchwise.agent.record.events import EventBus, ModelDelta, Purpose
 from branchwise.agent.run.budget import Budget
 
 
@@ -29,11 +30,23 @@ class Asker:
         purpose: Purpose = "act",
     ) -> list[Reply]:
         """`n` replies (fewer if the model gives fewer); raises BudgetExceeded when the run's limit is reached."""
+        cancel.check()
         self.budget.check()
-        replies = model.query(messages, tools, n=n, temperature=temperature, deadline=self.budget.deadline)
+        stream = getattr(model, "query_stream", None) if n == 1 and self.bus.wants_deltas else None
+        if stream is not None:  # a live view is watching: the reply streams in as model_delta events
+
+            def on_delta(delta: ModelDelta) -> None:
+                delta.purpose = purpose
+                self.bus.emit(delta)
+
+            replies = stream(messages, tools, temperature=temperature, deadline=self.budget.deadline,
+                             on_delta=on_delta)  # fmt: skip
+        else:
+            replies = model.query(messages, tools, n=n, temperature=temperature, deadline=self.budget.deadline)
         for reply in replies:
             self._unique_ids(reply)
             self.bus.emit(reply_event(reply, model.name, purpose))
+        cancel.check()  # stopped while the reply came: it is recorded, not acted on
         return replies
 
     def _unique_ids(self, reply: Reply) -> None:

@@ -73,6 +73,8 @@ class Session:
     workdir: Path | None = None
     approver: Approver | None = None
     memory: Memory = field(default_factory=NoMemory)
+    carry: str = ""
+    """What earlier tasks of an interactive session did (the REPL's conversation), for the system prompt."""
 
     def __post_init__(self) -> None:
         self.config = self.loaded.config
@@ -139,10 +141,14 @@ class Session:
         try:
             self.start_snapshot = self.snapshots.snapshot("start")
             self.emit_start(task, self.repository.start())
+            for warning in self.snapshots.warnings:  # workspace: e.g. no change watcher, snapshots walk the tree
+                self.bus.emit(Warning(message=warning))
             self.add_mcp_tools()
             # Only the user's own words are trusted: AGENTS.md comes with the repository, like any of its files.
             self.gate.trust(task)
-            notes = "\n".join(filter(None, [self.repository.map_text(task), self.learning.recall(task)]))
+            notes = "\n".join(filter(None, [self.repository.map_text(task), self.learning.recall(task), self.carry]))
+            if self.carry:  # earlier replies and results: written by the model and the tools, not the user
+                self.gate.untrusted(self.carry, "tool_output")
             driver = self.driver(task, notes)
             if plan_only:
                 plan = driver.make_plan()
@@ -187,7 +193,8 @@ class Session:
             # Background processes end with the run; while one ran, bwrap's mount-point files for missing
             # protected paths (.envrc, .vscode, ...) had to stay, and must not get into the end snapshot.
             self.sandbox.stop_background()
-            self.end_snapshot = self.snapshots.snapshot("end") if self.start_snapshot else None
+            # full: the one walk of the tree per run, for writes no change watcher sees (shared mmap, hard links)
+            self.end_snapshot = self.snapshots.snapshot("end", full=True) if self.start_snapshot else None
         except SandboxError:
             self.end_snapshot = None
         branch = None
@@ -213,6 +220,8 @@ class Session:
             end_snapshot=self.end_snapshot,
             memory=memory,
             branch=branch,
+            model=self.model.name,
+            strategy=self.config.search.strategy,
         )
 
     def emit_start(self, task: str, start_head: str | None = None) -> None:

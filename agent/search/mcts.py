@@ -14,6 +14,7 @@ from branchwise.agent.models.base import Message, Reply
 from branchwise.agent.run.gate import classify_calls
 from branchwise.agent.search.context import SearchResult
 from branchwise.agent.search.engine import Search
+from branchwise.agent.search.steer import inbox
 from branchwise.agent.search.tree import Node
 
 # Selection weights on [0, 1] rewards: SWE-Search's penalties (its values run from -100 to 100), scaled down.
@@ -64,6 +65,9 @@ class MCTS(Search):
         """Best-first by a UCT score (value plus an exploration bonus that shrinks with visits) with a small
         exploration constant, so the search mostly deepens its best branch."""
         candidates = [n for n in self.tree.subtree(self.tree.commit_root) if self.expandable(n)]
+        candidates, forced = inbox.steer(self.tree, candidates)  # the user's /tree pick, prune, expand
+        if forced is not None:
+            return forced
         if not candidates:
             return None
         return max(candidates, key=lambda n: (self.score(n), -n.id))

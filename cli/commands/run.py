@@ -31,6 +31,10 @@ class RunOptions:
     full_access: bool = False
     plan_only: bool = False
     no_git: bool = False
+    model: Any = None
+    """A model to use instead of making one from the configuration (the REPL keeps one across its tasks)."""
+    params: dict[str, str] = field(default_factory=dict)
+    """--param NAME=VALUE: fills the task file's [params] (a recipe)."""
 
 
 def run_command(options: RunOptions, out: Output | None = None) -> int:
@@ -61,11 +65,10 @@ def build_session(options: RunOptions, out: Output) -> Session:
     task_file = options.task_file.resolve() if options.task_file else None
     start = starting_point(options.cd, task_file)
     # The user's own config may allow a non-git workspace; a directory that is not a repository has no other.
-    allow = (
-        options.no_git or load_config(start, task_file=task_file, flags=options.flags).config.workspace.allow_non_git
-    )
+    first = load_config(start, task_file=task_file, flags=options.flags, params=options.params)
+    allow = options.no_git or first.config.workspace.allow_non_git
     workspace = find_workspace(start, allow_non_git=allow)
-    loaded = load_config(workspace, task_file=task_file, flags=options.flags)
+    loaded = load_config(workspace, task_file=task_file, flags=options.flags, params=options.params)
     resolve_task(options, loaded)  # fail on a missing task before anything is started
     check_size(workspace, loaded.config.workspace.max_files)
     sandbox = make_sandbox_for(loaded.config, workspace, full_access=options.full_access)
@@ -73,7 +76,7 @@ def build_session(options: RunOptions, out: Output) -> Session:
     bus.subscribe(out.event)
     try:
         # Retry notices from the model layer become warning events of the run.
-        model = make_model(loaded.config, notify=lambda message: bus.emit(Warning(message=message)))
+        model = options.model or make_model(loaded.config, notify=lambda message: bus.emit(Warning(message=message)))
     except BaseException:
         sandbox.close()
         raise

@@ -261,6 +261,8 @@ def result_object(finished: Any) -> dict[str, Any]:
         "limit": finished.limit,
         "memory": finished.memory,
         "branch": finished.branch,
+        "model": getattr(finished, "model", None),
+        "strategy": getattr(finished, "strategy", None),
     }
 
 

@@ -7,6 +7,7 @@ import os
 import selectors
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,31 @@ from branchwise.sandbox.base import BackgroundProcess, ExecResult, KillReason, O
 _DRAIN_GRACE_S = 0.2
 # After the foreground part reported its status while background processes go on: output still in flight.
 _DETACH_GRACE_S = 0.1
+# How often a running command looks at `stop_requested`.
+_STOP_POLL_S = 0.25
+
+
+# Process groups of the commands run_capped is waiting for, so another thread can stop them (kill_running).
+_running: set[int] = set()
+_running_lock = threading.Lock()
+
+
+def _never() -> bool:
+    return False
+
+
+stop_requested: Callable[[], bool] = _never
+"""Set by the agent (agent/cancel.py): while it returns True, a command that starts or runs is killed (closes
+the gap between a stop request and a command that was just being started)."""
+
+
+def kill_running() -> None:
+    """Kill every command that is running in the foreground now (an interrupt from another thread, e.g. the
+    REPL's Ctrl-C); each returns as a command killed by SIGKILL."""
+    with _running_lock:
+        groups = list(_running)
+    for pid in groups:
+        kill_group(pid)
 
 
 @dataclass
@@ -111,6 +137,8 @@ def run_capped(
         close_fds=True,
     )
     adopted: BackgroundProcess | None = None
+    with _running_lock:
+        _running.add(proc.pid)
     try:
         if stdin is not None and proc.stdin is not None:
             _write_stdin(proc.stdin, stdin)
@@ -124,6 +152,8 @@ def run_capped(
                 code = status if status is not None else exit_code_of(proc.returncode or 0)
                 adopted = detach.adopt(proc, code)
     finally:
+        with _running_lock:
+            _running.discard(proc.pid)
         if adopted is None:
             kill_group(proc.pid)
             if proc.stdout is not None:
@@ -176,7 +206,11 @@ class _Pump:
                 os.set_blocking(self.status_fd, False)
                 sel.register(self.status_fd, selectors.EVENT_READ, "status")
             try:
+                stopping = False
                 while out_open or exited_at is None:
+                    if not stopping and exited_at is None and stop_requested():
+                        stopping = True
+                        kill_group(proc.pid)
                     if exited_at is not None:
                         wait_until = exited_at + _DRAIN_GRACE_S
                     elif done_at is not None:
@@ -189,7 +223,7 @@ class _Pump:
                             return "timeout"
                         self.detached = exited_at is None
                         return None
-                    for key, _ in sel.select(remaining):
+                    for key, _ in sel.select(min(remaining, _STOP_POLL_S)):
                         if key.data == "exit":
                             sel.unregister(pidfd)
                             exited_at = time.monotonic()

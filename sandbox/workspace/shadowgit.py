@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
@@ -369,3 +370,18 @@ class SpecialFiles:
         for known in [k for k in self._mtimes if k == rel or k.startswith(prefix)]:
             del self._mtimes[known]
         self.found = {p for p in self.found if not p.startswith(prefix)}
+
+
+def verbose_paths(out: bytes) -> list[bytes]:
+    """The paths of `git add --verbose` ("add 'PATH'" records), read so that a name holding a newline or a quote
+    still comes out whole: every way of cutting the output at "'\\n" that ends a record is offered (callers check
+    each candidate on disk)."""
+    paths: list[bytes] = []
+    for start in (m.end() for m in re.finditer(rb"(?:^|\n)add '", out)):
+        end = out.find(b"'\n", start)
+        while end != -1:
+            paths.append(out[start:end].rstrip(b"/"))
+            if out.startswith((b"add '", b"remove '"), end + 2):
+                break
+            end = out.find(b"'\n", end + 1)
+    return paths

@@ -2,15 +2,15 @@
 
 `ShadowGitWorkspace` keeps each snapshot as a commit in a git directory outside the workspace.
 What a snapshot captures: every file, symlink and directory that is not ignored, with content,
-executable bit and symlink target (never followed), including empty directories, and named pipes.
+executable bit and symlink target (never followed), including empty directories.
 What it does not capture, by design:
 
 - ignored paths (the workspace's .gitignore files plus `excludes`): restore neither writes nor
   deletes them, so node_modules, virtualenvs and caches survive every restore;
 - nested git repositories (a directory holding its own .git): left alone like ignored paths and
   reported in `SnapshotInfo.nested_repos` and in diff warnings, never silently dropped;
-- the user's .git, the shadow repository itself, processes, sockets and devices, permissions of files
-  other than the exec bit, owners and timestamps.
+- the user's .git, the shadow repository itself, processes, permissions other than the exec bit,
+  owners and timestamps.
 
 Errors raised here::
 
@@ -20,10 +20,10 @@ Errors raised here::
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import re
+import shutil
 import stat
 import uuid
 from collections.abc import Iterable, Sequence
@@ -31,15 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
+from branchwise.sandbox.workspace.gc import maybe_collect
 from branchwise.sandbox.workspace.shadowgit import (
     SHADOW_ATTRIBUTES,
     Git,
     SnapshotError,
     SnapshotInfo,
-    SpecialFiles,
     default_git_dir,
-    describe_failure,
-    dirs_below,
     exclude_pathspecs,
     is_nested_repo,
     isolated_env,
@@ -48,6 +46,8 @@ from branchwise.sandbox.workspace.shadowgit import (
     special_kind,
     split_z,
 )
+from branchwise.sandbox.workspace.stage import Stager, tracked_dirs
+from branchwise.sandbox.workspace.watch import ChangeWatcher
 
 __all__ = [
     "DEFAULT_EXCLUDES",
@@ -78,10 +78,6 @@ ChangeStatus = Literal["added", "modified", "deleted", "type-changed", "mode-cha
 _STATUS: dict[str, ChangeStatus] = {"A": "added", "D": "deleted", "M": "modified", "T": "type-changed"}
 _SESSION_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _SHA_RE = re.compile(r"[0-9a-f]{40}")
-_NO_COMMIT_RE = re.compile(r"^error: '(.+)/' does not have a commit checked out$", re.MULTILINE)
-# git refuses FIFOs, sockets and devices; the name may hold a newline, so every candidate is checked on disk.
-_SPECIAL_RE = re.compile(rb"(?:^|\n)error: (.+?): can only add regular files, symbolic links or git-directories",
-                         re.DOTALL)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -151,6 +147,7 @@ class ShadowGitWorkspace:
         *,
         excludes: Sequence[str] = DEFAULT_EXCLUDES,
         session: str | None = None,
+        watch: bool = True,
     ) -> None:
         self.root = Path(root).resolve()
         if not self.root.is_dir():
@@ -162,53 +159,69 @@ class ShadowGitWorkspace:
         if not _SESSION_RE.fullmatch(self.session):
             raise SnapshotError(f"invalid session name {self.session!r}")
         self.excludes = tuple(excludes)
+        self.warnings: list[str] = []
+        """Things a user should know (no change watcher: every snapshot walks the tree), for Warning events."""
         self._ref_prefix = f"refs/branchwise/{self.session}/"
         self._index_file = self.git_dir / f"index-{self.session}"
         self._infos: dict[str, SnapshotInfo] = {}
-        self._nested: set[str] = set()
-        self._special: set[str] = set()  # FIFOs, sockets and devices: kept out of git's index
-        skip = {p.strip("/") for p in self.excludes if p.endswith("/") and "/" not in p.strip("/") and "*" not in p}
-        self._special_watch = SpecialFiles(self.root, skip)
-        self._ignored_special: dict[str, bool] = {}
         self._count = 0
-        excludes_file = self._init_git_dir()
+        self._last: tuple[tuple[object, ...], str] | None = None
+        excludes_file, digest = self._init_git_dir()
+        # The index of the last run that ended: its stat data lets this run's first snapshot skip re-hashing.
+        # Keyed by the root too: a replay's scratch copy shares the git directory but not the files' stat data.
+        root_digest = hashlib.sha256(os.fsencode(self.root) + digest.encode()).hexdigest()[:12]
+        self._base_index = self.git_dir / f"index-base-{root_digest}"
         self._git = Git(self.root, isolated_env(self.git_dir, self.root, self._index_file, excludes_file))
+        self._take_base_index()
+        skip = frozenset(p.strip("/") for p in self.excludes if p.endswith("/") and "/" not in p.strip("/"))
+        self._stager = Stager(self._git, self.root, self._index_file, self._watcher() if watch else None, skip)
         self._count = len(self.snapshots())
 
-    def snapshot(self, label: str = "") -> str:
-        """Commit the current state of the files (and its empty directories) and return the commit id."""
-        tree, empty_dirs = self._stage()
-        info = SnapshotInfo(label, empty_dirs, tuple(sorted(self._nested)), self._fifos())
+    def snapshot(self, label: str = "", *, full: bool = False) -> str:
+        """Commit the current state of the files (and its empty directories) and return the commit id.
+
+        `full` walks the whole tree even when the change watcher names what changed (the end of a run)."""
+        tree, empty_dirs = self._stage(full=full)
+        info = SnapshotInfo(label, empty_dirs, tuple(sorted(self._stager.nested)), self._stager.fifos())
+        if self._last is not None and self._last[0] == (tree, info.empty_dirs, info.nested_repos, info.fifos):
+            return self._last[1]  # nothing changed: the same state has the same id, at no git call
         sha = self._git.run("commit-tree", tree, stdin=info.message()).decode().strip()
         self._git.run("update-ref", f"{self._ref_prefix}{self._count}", sha)
         self._count += 1
         self._infos[sha] = info
+        self._last = ((tree, info.empty_dirs, info.nested_repos, info.fifos), sha)
         return sha
 
     def restore(self, snapshot_id: str) -> None:
         """Reset the files to `snapshot_id`: rewrite what differs, delete what is new, recreate empty dirs."""
         info = self.info(snapshot_id)
         self._refuse_to_overwrite_nested(snapshot_id)
-        self._find_specials()
-        # --reset: overwrite local changes and untracked files in the way; only changed paths are written.
-        self._git.run("read-tree", "-u", "--reset", snapshot_id)
-        # -d without -x/-ff: untracked files and dirs go, ignored paths and nested repositories stay.
-        self._git.run("clean", "-f", "-d", "-q", *exclude_pathspecs(self._nested))
-        self._remove_specials(keep={path for path, _ in info.fifos})
+        # With the index brought up to the files, a two-way read-tree touches only the paths that differ
+        # (the files are clean against `current`), and no untracked file is left but empty directories.
+        current, empty_now = self._stage(full=False)
+        self._stager.remove_specials(keep={path for path, _ in info.fifos})  # git sees none of them
+        if self._git.try_run("read-tree", "-u", "-m", current, snapshot_id).returncode == 0:
+            _remove_empty_dirs(self.root, set(empty_now) - set(info.empty_dirs), set(info.empty_dirs))
+        else:  # something ignored is in the way of a file the snapshot has: overwrite like a reset does
+            self._stager.forget()
+            self._git.run("read-tree", "-u", "--reset", snapshot_id)
+            # -d without -x/-ff: untracked files and dirs go, ignored paths and nested repositories stay.
+            self._git.run("clean", "-f", "-d", "-q", *exclude_pathspecs(self._stager.nested))
         blocked = [d for d in info.empty_dirs if not make_dirs_beneath(self.root, d)]
         if blocked:
             raise SnapshotError(f"cannot recreate directory {blocked[0]!r}: something is in the way")
         blocked = [path for path, mode in info.fifos if not make_fifo_beneath(self.root, path, mode)]
         if blocked:
             raise SnapshotError(f"cannot recreate named pipe {blocked[0]!r}: something is in the way")
-        self._special = {p for p in self._special if special_kind(self.root / p)} | {p for p, _ in info.fifos}
+        self._stager.special = {p for p in self._stager.special if special_kind(self.root / p)}
+        self._stager.special |= {path for path, _ in info.fifos}
 
     def diff(self, a: str, b: str | None = None) -> WorkspaceDiff:
         """Files, patch and empty-directory changes from snapshot `a` to `b` (None: the current files)."""
         old = self.info(a)
         if b is None:
-            new_tree, empty_dirs = self._stage()
-            new = SnapshotInfo("", empty_dirs, tuple(sorted(self._nested)))
+            new_tree, empty_dirs = self._stage(full=False)
+            new = SnapshotInfo("", empty_dirs, tuple(sorted(self._stager.nested)))
         else:
             new_tree, new = b, self.info(b)
         no_extras = ("--no-renames", "--no-color", "--no-ext-diff", "--no-textconv")
@@ -229,7 +242,7 @@ class ShadowGitWorkspace:
         self.info(a)
         if b is not None:
             self.info(b)
-        new_tree = self._stage()[0] if b is None else b
+        new_tree = self._stage(full=False)[0] if b is None else b
         return [c.path for c in self._changes(a, new_tree)]
 
     def info(self, snapshot_id: str) -> SnapshotInfo:
@@ -260,10 +273,35 @@ class ShadowGitWorkspace:
         doomed = [ref for ref, sha in (line.split(" ") for line in out.splitlines()) if sha not in keep]
         if doomed:
             self._git.run("update-ref", "--stdin", stdin="".join(f"delete {r}\n" for r in doomed).encode())
-        self._index_file.unlink(missing_ok=True)
+        self.close()
         self._infos = {k: v for k, v in self._infos.items() if k in keep}
+        if self._last is not None and self._last[1] not in keep:
+            self._last = None
         if not keep:
             self._count = 0
+
+    def close(self) -> None:
+        """Stop watching, and leave this session's index for the next run of the workspace (its stat data is
+        what makes that run's first snapshot cheap). The instance still works after this, walking the tree."""
+        self._stager.close()
+        if self._owns_git_dir():
+            self._index_file.replace(self._base_index)  # the last session to end wins: any index is a cache
+        else:  # a scratch copy (replay) borrowing the workspace's repository: its stat data helps nobody
+            self._index_file.unlink(missing_ok=True)
+        try:
+            maybe_collect(self.git_dir)
+        except SnapshotError as exc:
+            self.warnings.append(f"shadow repository {self.git_dir} not collected: {exc}")
+
+    def _owns_git_dir(self) -> bool:
+        try:
+            return self._index_file.exists() and (self.git_dir / "branchwise-workspace").read_text() == f"{self.root}\n"
+        except OSError:
+            return False
+
+    def stats(self) -> dict[str, int]:
+        """How many stages found nothing changed, asked git about the changed paths only, or walked the tree."""
+        return dict(self._stager.counts)
 
     def describe(self) -> dict[str, object]:
         """Facts for the trajectory: kind, root, git_dir, session, excludes."""
@@ -275,8 +313,37 @@ class ShadowGitWorkspace:
             "excludes": list(self.excludes),
         }
 
-    def _init_git_dir(self) -> Path:
-        """Create the shadow repository if needed; return this instance's exclude file."""
+    def _stage(self, *, full: bool) -> tuple[str, tuple[str, ...]]:
+        if self._take_base_index():
+            self._stager.forget()
+        return self._stager.stage(full=full)
+
+    def _take_base_index(self) -> bool:
+        """Start from the index the last run left (a copy: sessions may run side by side)."""
+        if self._index_file.exists() or not self._base_index.exists():
+            return False
+        try:
+            shutil.copyfile(self._base_index, self._index_file)
+        except OSError:
+            self._index_file.unlink(missing_ok=True)  # another session replaced it meanwhile: start empty
+        return True
+
+    def _watcher(self) -> ChangeWatcher | None:
+        names = frozenset(p.strip("/") for p in self.excludes if p.endswith("/") and "/" not in p.strip("/"))
+        paths = frozenset(p.strip("/") for p in self.excludes if p.startswith("/") and p.endswith("/"))
+        try:
+            # With an index from a previous run, its directories are watched instead of walking the tree.
+            dirs = tracked_dirs(self._git) if self._index_file.exists() else None
+            watcher = ChangeWatcher(self.root, skip_names=names, skip_paths=paths, dirs=dirs)
+        except OSError as exc:
+            self.warnings.append(f"no change watcher for {self.root} ({exc.strerror}): every snapshot walks the tree")
+            return None
+        if watcher.broken:
+            self.warnings.append(f"{watcher.broken}: every snapshot walks the tree")
+        return watcher
+
+    def _init_git_dir(self) -> tuple[Path, str]:
+        """Create the shadow repository if needed; return this instance's exclude file and its digest."""
         if not (self.git_dir / "HEAD").exists():
             self.git_dir.mkdir(parents=True, exist_ok=True)
             env = isolated_env(self.git_dir, self.root, self._index_file, Path(os.devnull))
@@ -291,105 +358,22 @@ class ShadowGitWorkspace:
         digest = hashlib.sha256(patterns.encode()).hexdigest()[:12]
         excludes_file = self.git_dir / "info" / f"exclude-{digest}"
         _write_if_changed(excludes_file, patterns)
-        return excludes_file
-
-    def _stage(self) -> tuple[str, tuple[str, ...]]:
-        """Bring the index up to the current files; return (tree id, directories without files)."""
-        self._nested = {p for p in self._nested if is_nested_repo(self.root / p)}
-        self._find_specials()
-        self._add_all()
-        untracked = split_z(
-            self._git.run("ls-files", "-o", "--directory", "--exclude-standard", "-z", *exclude_pathspecs(self._nested))
-        )
-        empty_dirs = self._dirs_without_files([p.rstrip("/") for p in untracked if p.endswith("/")])
-        tree = self._git.run("write-tree").decode().strip()
-        return tree, empty_dirs
-
-    def _add_all(self) -> None:
-        """`git add -A`, keeping nested repositories out of the index (as gitlinks or as failures)."""
-        while True:
-            proc = self._git.try_run("add", "-A", "--verbose", *exclude_pathspecs(self._nested | self._special))
-            if proc.returncode == 0:
-                break
-            special = {os.fsdecode(m) for m in _SPECIAL_RE.findall(proc.stderr)} - self._special
-            special = {p for p in special if special_kind(self.root / p)}
-            if special:
-                self._special |= special
-                continue
-            # A nested repository without a commit makes the whole add fail: exclude it and retry.
-            no_commit = set(_NO_COMMIT_RE.findall(proc.stderr.decode("utf-8", "surrogateescape")))
-            if not no_commit or no_commit <= self._nested:
-                raise SnapshotError(describe_failure(("add",), proc.stderr))
-            self._nested |= no_commit
-        # A nested repository with a commit was added as a gitlink ("add 'sub/'", or "add 'sub'" when
-        # it replaced a file): the added path is a directory. Take it back out of the index.
-        if self._special:  # an excluded path keeps its old index entries (what was there before the FIFO)
-            specs = [f":(literal){p}" for p in sorted(self._special)]
-            stale = self._git.run("ls-files", "-z", "--", *specs)
-            if stale:
-                self._git.run("update-index", "--force-remove", "-z", "--stdin", stdin=stale)
-        gitlinks = {p for p in map(os.fsdecode, _verbose_paths(proc.stdout)) if is_nested_repo(self.root / p)}
-        if gitlinks:
-            paths = b"".join(os.fsencode(p) + b"\0" for p in sorted(gitlinks))
-            self._git.run("update-index", "--force-remove", "-z", "--stdin", stdin=paths)
-            self._nested |= gitlinks
-
-    def _find_specials(self) -> None:
-        """The special files now (those git ignores through the excludes are not the workspace's)."""
-        found = self._special_watch.scan() | {p for p in self._special if special_kind(self.root / p)}
-        unknown = sorted(p for p in found if p not in self._ignored_special)
-        if unknown:
-            proc = self._git.try_run("check-ignore", "-z", "--stdin", stdin=b"".join(os.fsencode(p) + b"\0"
-                                                                                    for p in unknown))  # fmt: skip
-            ignored = set(split_z(proc.stdout)) if proc.returncode in (0, 1) else set()
-            self._ignored_special.update((p, p in ignored) for p in unknown)
-        self._special = {p for p in found if not self._ignored_special.get(p, False)}
-
-    def _fifos(self) -> tuple[tuple[str, int], ...]:
-        """The named pipes among the special files, with their permission bits."""
-        found = []
-        for path in sorted(self._special):
-            try:
-                st = os.lstat(self.root / path)
-            except OSError:
-                continue
-            if stat.S_ISFIFO(st.st_mode):
-                found.append((path, stat.S_IMODE(st.st_mode)))
-        return tuple(found)
-
-    def _remove_specials(self, keep: set[str]) -> None:
-        """Restore: special files the snapshot does not have go (git's clean does not see them)."""
-        for path in sorted(self._special - keep):
-            if special_kind(self.root / path):
-                with contextlib.suppress(OSError):
-                    (self.root / path).unlink()
-
-    def _dirs_without_files(self, tops: list[str]) -> tuple[str, ...]:
-        """Every non-ignored directory at or under `tops` (untracked dirs that hold no files)."""
-        ignored: set[str] = set()
-        if any(_has_subdir(self.root / t) for t in tops):
-            literal = [f":(literal){t}/" for t in tops]
-            ignored_args = ("-o", "-i", "--directory", "--exclude-standard", "-z", "--")
-            out = self._git.run("ls-files", *ignored_args, *literal)
-            ignored = set(split_z(out))
-        found: list[str] = []
-        for top in tops:
-            plain, nested = dirs_below(self.root, top, ignored, self._special)
-            found += plain
-            self._nested.update(nested)
-        return tuple(sorted(found))
+        record = self.git_dir / "branchwise-workspace"  # whose repository this is, for `runs prune`
+        if not record.exists():
+            _write_if_changed(record, f"{self.root}\n")
+        return excludes_file, digest
 
     def _refuse_to_overwrite_nested(self, snapshot_id: str) -> None:
         """read-tree --reset would delete a nested repository that sits where the snapshot has content."""
-        self._nested = {p for p in self._nested if is_nested_repo(self.root / p)}
-        if not self._nested:
+        self._stager.nested = {p for p in self._stager.nested if is_nested_repo(self.root / p)}
+        if not self._stager.nested:
             return
-        ancestors = {str(parent) for p in self._nested for parent in Path(p).parents if str(parent) != "."}
-        literal = [f":(literal){p}" for p in sorted(self._nested | ancestors)]
+        ancestors = {str(parent) for p in self._stager.nested for parent in Path(p).parents if str(parent) != "."}
+        literal = [f":(literal){p}" for p in sorted(self._stager.nested | ancestors)]
         out = self._git.run("ls-tree", "-z", snapshot_id, "--", *literal)
         for entry in split_z(out):
             meta, _, path = entry.partition("\t")
-            if path in self._nested or meta.split(" ")[1] != "tree":
+            if path in self._stager.nested or meta.split(" ")[1] != "tree":
                 raise SnapshotError(
                     f"restoring would overwrite the nested git repository at {path!r}; move it out of the way"
                 )
@@ -407,12 +391,20 @@ class ShadowGitWorkspace:
         return changes
 
 
-def _has_subdir(path: Path) -> bool:
-    try:
-        with os.scandir(path) as entries:
-            return any(e.is_dir(follow_symlinks=False) for e in entries)
-    except OSError:
-        return False
+def _remove_empty_dirs(root: Path, dirs: set[str], keep: set[str]) -> None:
+    """rmdir each of `dirs` that is still an empty directory, deepest first, then each parent this leaves empty
+    unless it is in `keep` (never follows a symlink; what is not empty stays, as a clean -d would leave it)."""
+    pending = sorted(dirs, key=lambda d: d.count("/"), reverse=True)
+    for rel in pending:
+        while rel and rel not in keep:
+            path = root / rel
+            try:
+                if not stat.S_ISDIR(os.lstat(path).st_mode):
+                    break
+                path.rmdir()
+            except OSError:
+                break  # not empty (ignored files inside), or gone already
+            rel = rel.rpartition("/")[0]
 
 
 def _write_if_changed(path: Path, text: str) -> None:
@@ -426,17 +418,3 @@ def _write_if_changed(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
     tmp.write_text(text)
     tmp.replace(path)
-
-
-def _verbose_paths(out: bytes) -> list[bytes]:
-    """The paths of `git add --verbose` ("add 'PATH'" records), read so that a name holding a newline or a quote
-    still comes out whole: every way of cutting the output at "'\\n" that ends a record is offered."""
-    paths: list[bytes] = []
-    for start in (m.end() for m in re.finditer(rb"(?:^|\n)add '", out)):
-        end = out.find(b"'\n", start)
-        while end != -1:
-            paths.append(out[start:end].rstrip(b"/"))
-            if out.startswith((b"add '", b"remove '"), end + 2):
-                break
-            end = out.find(b"'\n", end + 1)
-    return paths

@@ -35,8 +35,9 @@ _ERROR_DEFAULTS = {
 }
 
 
-def reply(content=None, tool_calls=None, usage=None, finish_reason=None):
-    """Scripted assistant answer; tool_calls is a list of {name, arguments(dict|str), id?}."""
+def reply(content=None, tool_calls=None, usage=None, finish_reason=None, stream_delay=0.0, stream_chunk=8):
+    """Scripted assistant answer; tool_calls is a list of {name, arguments(dict|str), id?}. Streamed (a
+    request with stream=True), it goes out in `stream_chunk`-character deltas, `stream_delay` seconds apart."""
     calls = [
         {
             "id": tc.get("id", f"call_{i}"),
@@ -54,6 +55,8 @@ def reply(content=None, tool_calls=None, usage=None, finish_reason=None):
         "tool_calls": calls,
         "usage": usage,
         "finish_reason": finish_reason or ("tool_calls" if calls else "stop"),
+        "stream_delay": stream_delay,
+        "stream_chunk": stream_chunk,
     }
 
 
@@ -346,12 +349,16 @@ class _Handler(BaseHTTPRequestHandler):
 
         def delta(i, d, finish=None):
             send([{"index": i, "delta": d, "finish_reason": finish}])
+            pause = entries[i].get("stream_delay") or 0.0
+            if pause and self.fake._stop.wait(pause):
+                raise BrokenPipeError  # the server is stopping: end this stream
 
         for i, e in enumerate(entries):
             delta(i, {"role": "assistant", "content": ""})
             text = e["content"] or ""
-            for k in range(0, len(text), 8):  # several small deltas, like the real API
-                delta(i, {"content": text[k : k + 8]})
+            size = e.get("stream_chunk") or 8
+            for k in range(0, len(text), size):  # several small deltas, like the real API
+                delta(i, {"content": text[k : k + size]})
             for j, tc in enumerate(e["tool_calls"]):
                 # OpenAI's shape: the first delta carries id/type/name, later ones only argument fragments
                 delta(

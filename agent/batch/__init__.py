@@ -1,0 +1,1 @@
+"""Many runs: task discovery, a private copy of the repository per task, a Ray runner, results and budgets."""

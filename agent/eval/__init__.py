@@ -1,0 +1,1 @@
+"""Evaluation adapters: benchmark instances as batch tasks, each with the score that judges it."""
