@@ -265,7 +265,10 @@ def replay(
 @app.command("tree")
 def tree(
     run_id: Annotated[str, typer.Argument(help="A run made with --search best-of-n or mcts.")],
-    html: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML page instead.")] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Write a self-contained HTML page instead (browser steps show URL and thumbnail)."),
+    ] = None,
     cd: CdOption = None,
 ) -> None:
     """Draw a run's search tree: each node's action, reward, visits and status, the chosen path highlighted."""

@@ -71,6 +71,11 @@ class Model(Protocol):
     """litellm: a real model behind litellm; scripted: replies replayed from a file (no LLM)."""
     supports_n: bool
     """Whether one query can return several candidates (`n > 1`); otherwise they are asked for in turn."""
+    supports_images: bool
+    """Whether pictures named in tool results (a message's `image` path: a browser screenshot) are sent as images;
+    otherwise only the tool's text is (see images.py)."""
+    keep_images: int
+    """How many of the newest pictures a prompt carries; older ones are left out."""
 
     def query(
         self,

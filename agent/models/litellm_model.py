@@ -24,7 +24,7 @@ from typing import Any
 from branchwise.agent import cancel
 from branchwise.agent.config.schema import LLMSettings
 from branchwise.agent.errors import BudgetExceeded, ModelConfigError, ModelError
-from branchwise.agent.models import textformat
+from branchwise.agent.models import images, textformat
 from branchwise.agent.models.base import DeltaSink, Message, ModelKind, Reply
 from branchwise.agent.models.provider_errors import ErrorInfo, TransientFault, first_line, lookup
 from branchwise.agent.models.tokens import count_estimated_first
@@ -81,6 +81,8 @@ class LiteLLMModel:
         self.notify = notify
         self.native_tools = settings.tool_calling != "text"
         self.supports_n = True
+        self.supports_images = False
+        self.keep_images = 1
         self._api_key: str | None = None
         self._litellm: Any = None
         self._warned: set[str] = set()
@@ -101,6 +103,7 @@ class LiteLLMModel:
             self.native_tools = self._supports_tools(litellm)
         params = litellm.get_supported_openai_params(model=self.name, custom_llm_provider=provider) or []
         self.supports_n = "n" in params
+        self.supports_images = self._supports_vision(litellm)
 
     def _find_key(self, litellm: Any, provider: str) -> str | None:
         env_name = self.settings.api_key_env
@@ -125,6 +128,13 @@ class LiteLLMModel:
         except Exception:  # unknown models: assume the common case, native tools
             return True
 
+    def _supports_vision(self, litellm: Any) -> bool:
+        """Whether litellm's model data says this model takes images (unknown models: no)."""
+        try:
+            return bool(litellm.supports_vision(model=self.name))
+        except Exception:  # a model litellm has no data about
+            return False
+
     def _lib(self) -> Any:
         if self._litellm is None:
             self._litellm = import_litellm()
@@ -135,7 +145,11 @@ class LiteLLMModel:
         return {"name": self.name, "kind": self.kind, "api_base": s.api_base, "native_tools": self.native_tools}
 
     def count_tokens(self, messages: list[Message], tools: list[dict[str, Any]]) -> int:
-        return self._count(messages, tools)
+        """The prompt's text (picture paths are a few tokens) plus the pictures that would be attached."""
+        return images.count(self._count, messages, tools, self.keep_images if self._attaches() else 0)
+
+    def _attaches(self) -> bool:
+        return self.supports_images and self.native_tools and self.keep_images > 0
 
     def _precise_count(self, messages: list[Message], tools: list[dict[str, Any]]) -> int:
         litellm = self._lib()
@@ -189,6 +203,8 @@ class LiteLLMModel:
         self, messages: list[Message], tools: list[dict[str, Any]], *, n: int, temperature: float | None
     ) -> dict[str, Any]:
         s = self.settings
+        # The text format has no place for a picture; a model that takes none gets the tool's text only.
+        messages = images.with_images(messages, self.keep_images) if self._attaches() else images.strip(messages)
         kwargs: dict[str, Any] = {
             "model": self.name,
             "messages": messages if self.native_tools else textformat.to_text_messages(messages, tools),

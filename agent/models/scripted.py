@@ -11,6 +11,7 @@ The file format is public (users and tests write it)::
           - name: finish
             arguments: {summary: "Fixed the off-by-one in add()."}
         cost_usd: 0.01   # optional: what the reply would have cost (to exercise budgets offline)
+    supports_images: false   # optional, top level: act as a model that takes images (screenshots attached)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from branchwise.agent.errors import ConfigError, ScriptExhausted
+from branchwise.agent.models import images
 from branchwise.agent.models.base import DeltaSink, Message, ModelKind, Reply, text_deltas
 from branchwise.agent.models.tokens import count_estimated_first, tiktoken_count
 from branchwise.agent.record.events import ToolCallRecord, Usage
@@ -48,10 +50,16 @@ class _ScriptedReply(BaseModel):
 class _Script(BaseModel):
     model_config = ConfigDict(extra="forbid")
     replies: list[_ScriptedReply]
+    supports_images: bool = False
 
 
 def load_script(path: Path) -> list[Reply]:
     """Parse a reply file; a bad file is a one-line ConfigError naming it."""
+    script = _load(path)
+    return [_to_reply(i, r) for i, r in enumerate(script.replies)]
+
+
+def _load(path: Path) -> _Script:
     import yaml
 
     try:
@@ -68,7 +76,7 @@ def load_script(path: Path) -> list[Reply]:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
         raise ConfigError(f"{path}: {where}: {err['msg']}") from None
-    return [_to_reply(i, r) for i, r in enumerate(script.replies)]
+    return script
 
 
 def _to_reply(index: int, reply: _ScriptedReply) -> Reply:
@@ -89,15 +97,21 @@ class ScriptedModel:
     kind: ModelKind = "scripted"
     supports_n = True
 
-    def __init__(self, replies: list[Reply], *, name: str = "scripted") -> None:
+    def __init__(self, replies: list[Reply], *, name: str = "scripted", supports_images: bool = False) -> None:
         self.name = name
+        self.supports_images = supports_images
+        self.keep_images = 1
+        self.last_prompt: list[Message] = []
+        """The messages of the latest query as a real model would have been sent them (pictures attached)."""
         self._replies = replies
         self._next = 0
         self._count = count_estimated_first(tiktoken_count)
 
     @classmethod
     def from_file(cls, path: Path) -> ScriptedModel:
-        return cls(load_script(path), name=f"scripted:{path}")
+        script = _load(path)
+        replies = [_to_reply(i, r) for i, r in enumerate(script.replies)]
+        return cls(replies, name=f"scripted:{path}", supports_images=script.supports_images)
 
     @property
     def remaining(self) -> int:
@@ -119,6 +133,8 @@ class ScriptedModel:
             )
         replies = self._replies[self._next : self._next + n]
         self._next += n
+        keep = self.keep_images if self.supports_images else 0
+        self.last_prompt = images.with_images(messages, keep) if keep else images.strip(messages)
         # What a real model would report: the prompt (tools included) once, each candidate's own completion.
         prompt_tokens = self.count_tokens(messages, tools)
         return [
@@ -148,7 +164,7 @@ class ScriptedModel:
         return replies
 
     def count_tokens(self, messages: list[Message], tools: list[dict[str, Any]]) -> int:
-        return self._count(messages, tools)
+        return images.count(self._count, messages, tools, self.keep_images if self.supports_images else 0)
 
     def context_window(self) -> int | None:
         return None

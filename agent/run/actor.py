@@ -79,7 +79,10 @@ class Actor:
                 duration_s=round(duration, 3),
             )
         )
-        return {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": obs.output}
+        message: Message = {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": obs.output}
+        if isinstance(obs.data.get("image"), str) and not obs.is_error:  # attached by models that take images
+            message["image"] = obs.data["image"]
+        return message
 
     def run_call(self, call: ToolCallRecord, effects: list[Effect] | None = None) -> tuple[Observation, bool]:
         """Run one call; returns its observation and whether the call itself was malformed. The effect of a

@@ -287,6 +287,8 @@ class Session:
         rc = self.context()
         strategy = self.config.search.strategy
         solver: Solver = LoopSolver(rc) if strategy == "none" else SearchSolver(rc, strategy)
+        if self.browser is not None:  # the search tree's view shows each browser step's page
+            self.browser.thumbnails = strategy != "none"
         found = find_instructions(self.workspace, self.config.instructions, deny_read=self.config.sandbox.deny_read)
         instructions = (found[0].name, found[1]) if found else None
         given = self.loaded.task.get("plan")

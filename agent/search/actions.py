@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 from branchwise.agent.models.base import Reply
 from branchwise.agent.record.events import ToolCallRecord
 from branchwise.agent.record.normalise import normalise
 from branchwise.agent.search.tree import Node, SearchTree
+from branchwise.tools import Observation
 
 
 def action_key(calls: list[ToolCallRecord]) -> str:
@@ -55,3 +57,18 @@ def path_observations(tree: SearchTree, node: Node) -> set[tuple[str, str, str]]
                 call = calls[message["tool_call_id"]]
                 seen.add((call.name, call.args_key(), normalise(message.get("content", ""))))
     return seen
+
+
+def page_seen(results: list[tuple[ToolCallRecord, Observation]], run_dir: Path | None) -> tuple[str | None, str | None]:
+    """The URL the step's last browser call ended on, and its newest picture relative to `run_dir` (for the tree)."""
+    url = picture = None
+    for call, obs in results:
+        if not call.name.startswith("browser_") or obs.is_error:
+            continue
+        url = obs.data.get("url") if isinstance(obs.data.get("url"), str) else url
+        for key in ("image", "thumbnail"):  # the model's own screenshot first
+            path = obs.data.get(key)
+            if isinstance(path, str) and run_dir is not None and Path(path).is_relative_to(run_dir):
+                picture = Path(path).relative_to(run_dir).as_posix()
+                break
+    return url, picture

@@ -21,6 +21,7 @@ from branchwise.agent.search import value as V
 from branchwise.agent.search.actions import (
     action_key,
     alternatives_note,
+    page_seen,
     path_observations,
     short_outcome,
     summarize,
@@ -184,6 +185,7 @@ class Search:
         self.sc.bus.step = node.id
         outcome = self.sc.actor.act(reply)
         node.messages += outcome.messages
+        node.url, node.screenshot = page_seen(outcome.results, self.sc.tree_path.parent if self.sc.tree_path else None)
         signals = self.signals(node, outcome)
         if outcome.finish is not None:
             self.finish_node(node, outcome.finish, signals)

@@ -46,6 +46,10 @@ class Node(BaseModel):
     summary: str = ""
     cost_usd: float = 0.0
     diff_key: str | None = None
+    url: str | None = None
+    """The page this node's browser actions ended on (None: the step used no browser)."""
+    screenshot: str | None = None
+    """A picture of that page (a thumbnail, or the step's browser_screenshot), relative to the run's directory."""
 
     @property
     def finished(self) -> bool:

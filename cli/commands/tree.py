@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import re
@@ -20,6 +21,10 @@ MAX_TREE_BYTES = 256 * 1024 * 1024
 MAX_TREE_NODES = 100_000
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _TREE_FILE = re.compile(r"tree-(\d{1,6})-(\d{1,6})\.json")
+_PICTURE = re.compile(r"browser/[A-Za-z0-9][A-Za-z0-9._-]{0,100}\.(jpg|png)")
+_MAGIC = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png"}
+MAX_PICTURE_BYTES = 4 * 1024 * 1024
+MAX_PICTURES_BYTES = 64 * 1024 * 1024
 
 STATUS_MARK = {
     "verified": "✓ verified",
@@ -46,7 +51,7 @@ def tree_command(run_id: str, *, html_path: Path | None, cd: Path | None, out: O
         raise UsageError(f"run {run_id} has no search tree: {reason}")
     if html_path is not None:
         try:
-            html_path.write_text(render_html(trees, run_id), encoding="utf-8")
+            html_path.write_text(render_html(trees, run_id, runs_dir(workspace) / run_id), encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"cannot write {html_path}: {exc.strerror or exc}") from None
         out.info(f"wrote {html_path}")
@@ -151,17 +156,21 @@ def render_rich(tree: SearchTree, title: str = "search tree"):  # type: ignore[n
     return root
 
 
-def render_html(trees: list[tuple[str, SearchTree]], run_id: str) -> str:
-    """A self-contained page (no scripts, no external files): nested lists, the chosen path highlighted."""
-    sections = "\n".join(_html_tree(title, tree) for title, tree in trees)
+def render_html(trees: list[tuple[str, SearchTree]], run_id: str, run_dir: Path | None = None) -> str:
+    """A self-contained page (no scripts, no external files): nested lists, the chosen path highlighted, and for
+    browser steps the page's URL and picture (embedded as data: images, read from the run's browser/ directory)."""
+    pictures = _Pictures(run_dir)
+    sections = "\n".join(_html_tree(title, tree, pictures) for title, tree in trees)
     return f"""<!doctype html>
 <html lang=en><head><meta charset=utf-8><title>branchwise search tree {html.escape(run_id)}</title>
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
 <style>
 body{{font:14px/1.4 ui-monospace,Menlo,Consolas,monospace;margin:2em;color:#222}}
 ul.tree,ul.tree ul{{list-style:none;padding-left:1.4em;border-left:1px dotted #bbb}}
 summary{{cursor:pointer}} pre{{margin:.2em 0 .4em 1em;color:#555;white-space:pre-wrap}}
 li.path>details>summary{{color:#1a7f37}} li.chosen>details>summary{{font-weight:bold;background:#dafbe1}}
 li.duplicate>details>summary,li.failed>details>summary{{color:#999}}
+img.page{{display:block;margin:.2em 0 .6em 1em;width:320px;border:1px solid #ccc}}
 </style></head><body>
 <h1>Search of run {html.escape(run_id)}</h1>
 {sections}
@@ -169,7 +178,32 @@ li.duplicate>details>summary,li.failed>details>summary{{color:#999}}
 """
 
 
-def _html_tree(title: str, tree: SearchTree) -> str:
+class _Pictures:
+    """Pictures of browser steps as data: URIs: only a plain JPEG or PNG file in the run's browser/ directory
+    (no link followed, bounded in size each and in total), so a tree file cannot make the page show anything else."""
+
+    def __init__(self, run_dir: Path | None) -> None:
+        self.run_dir, self.spent = run_dir, 0
+
+    def uri(self, name: str | None) -> str | None:
+        if self.run_dir is None or not name or not _PICTURE.fullmatch(name) or self.spent > MAX_PICTURES_BYTES:
+            return None
+        folder = self.run_dir / "browser"
+        try:
+            if folder.is_symlink():
+                return None
+            data = read_regular(folder / name.split("/", 1)[1], limit=MAX_PICTURE_BYTES, follow_symlinks=False)
+        except (OSError, SandboxError):
+            return None
+        mime = next((m for magic, m in _MAGIC.items() if data.startswith(magic)), None)
+        if mime is None:
+            return None
+        self.spent += len(data)
+        return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def _html_tree(title: str, tree: SearchTree, pictures: _Pictures | None = None) -> str:
+    pictures = pictures or _Pictures(None)
     on_path = chosen_path(tree)
 
     def item(node: Node) -> str:
@@ -184,6 +218,7 @@ def _html_tree(title: str, tree: SearchTree) -> str:
                     None,
                     [
                         f"kind: {node.kind}; depth {node.depth}",
+                        f"page: {inert(node.url, one_line=True)}" if node.url else "",
                         f"summary: {node.summary}" if node.summary else "",
                         f"judge: {(node.judge or {}).get('explanation', '')}" if node.judge else "",
                         f"signals: {node.signals}" if node.signals else "",
@@ -191,9 +226,12 @@ def _html_tree(title: str, tree: SearchTree) -> str:
                 )
             )
         )
+        uri = pictures.uri(node.screenshot)
+        alt = html.escape(inert(node.url or "page", one_line=True), quote=True)
+        picture = f'<img class=page alt="{alt}" src="{uri}">' if uri else ""
         return (
             f'<li class="{html.escape(" ".join(classes))}"><details open><summary>{html.escape(label(node))}'
-            f"</summary><pre>{details}</pre></details>"
+            f"</summary><pre>{details}</pre>{picture}</details>"
         )
 
     def items(root: int) -> str:  # iteratively, like render_rich

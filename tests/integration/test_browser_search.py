@@ -3,6 +3,7 @@ ancestors' browser actions (and the dev server they used, started again), and th
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from branchwise.agent.config.layers import load_config
 from branchwise.agent.models.scripted import ScriptedModel, load_script
 from branchwise.agent.run.session import Session
 from branchwise.agent.run.wiring import make_sandbox_for
+from branchwise.cli.commands.tree import load_trees, render_html
 from tests.conftest import finish, make_repo, write_script
 from tests.support.browser_pages import PAGES, PORT
 
@@ -73,9 +75,16 @@ def test_best_of_n_backtracks_by_replay_and_ends_on_the_right_page(tmp_path: Pat
         assert session.browser is not None
         url = session.browser.page.url
         replays, restarts = session.outside.replays, session.outside.restarts
+        run_dir = session.run_dir
     assert finished.status == "completed", finished.summary
     assert finished.summary == "on page B"
     assert url == f"http://127.0.0.1:{PORT}/b.html"  # the chosen node's page, rebuilt by replay at the end
     assert (repo / "answer.txt").read_text() == "Page B\n"
     assert replays >= 2  # back to the root for attempt 2 (a fresh page), then back to attempt 1's page
     assert restarts >= 1  # attempt 1's dev server, started again for the replay
+
+    # The tree view shows each browser step's page: its URL and an embedded thumbnail.
+    page = render_html(load_trees(run_dir), "r", run_dir)
+    on_b = page.split(f"page: http://127.0.0.1:{PORT}/b.html", 1)[1].split("</details>", 1)[0]
+    assert f'<img class=page alt="http://127.0.0.1:{PORT}/b.html" src="data:image/jpeg;base64,' in on_b
+    assert len(re.findall(r"src=\"data:image/jpeg;base64,", page)) >= 2  # attempt 1's index and page B at least

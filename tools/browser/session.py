@@ -13,6 +13,7 @@ Errors raised here (all reach the model as tool errors)::
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import shutil
 import tempfile
@@ -79,6 +80,9 @@ class BrowserSession:
         self._excess: list[Page] = []
         self._seen: dict[str, tuple[str, str, int]] = {}
         self.isolated = True
+        self.thumbnails = False
+        """Save a small JPEG of the page after each action that changed it (a search's tree view shows them)."""
+        self._thumbs = 0
 
     # -- life cycle --------------------------------------------------------------------------------
 
@@ -253,7 +257,7 @@ class BrowserSession:
     def view(self, text: str | None = None) -> str:
         """The page header and its (capped) snapshot, as a tool returns it."""
         text = self.snapshot() if text is None else text
-        return f"{self.header()}\n{S.cap(text, self.settings.snapshot_tokens)}"
+        return f"{self.header()}\n{S.cap(S.compact(text), self.settings.snapshot_tokens)}"
 
     def header(self) -> str:
         page = self.page
@@ -302,7 +306,30 @@ class BrowserSession:
         self.close_excess_tabs()
         notes = self._save_downloads()
         after = self.snapshot()
-        return "\n".join([self.header(), *notes, S.changes(before, after, self.settings.snapshot_tokens)])
+        return "\n".join(
+            [self.header(), *notes, S.changes(S.compact(before), S.compact(after), self.settings.snapshot_tokens)]
+        )
+
+    def thumbnail(self) -> Path | None:
+        """A quarter-size, low-quality JPEG of the current tab's viewport in the run's browser/ directory, when
+        `thumbnails` is on (None otherwise, or when the page cannot be captured)."""
+        if not self.thumbnails or self.artifacts is None or self._context is None or self._page is None:
+            return None
+        width, height = self.settings.viewport
+        clip = {"x": 0, "y": 0, "width": width, "height": height, "scale": 0.25}
+        try:  # CDP scales while capturing: a 320x200 image costs a few milliseconds and a few kilobytes
+            cdp = self._context.new_cdp_session(self._page)
+            try:
+                shot = cdp.send("Page.captureScreenshot", {"format": "jpeg", "quality": 40, "clip": clip})
+            finally:
+                cdp.detach()
+            self.artifacts.mkdir(parents=True, exist_ok=True)
+            self._thumbs += 1
+            path = self.artifacts / f"thumb-{self._thumbs}.jpg"
+            path.write_bytes(base64.b64decode(shot["data"]))
+        except Exception:  # a crashed or closing tab: the tree shows the node without a picture
+            return None
+        return path
 
     def _check_crash(self, page: Page) -> None:
         if page.url in self.pages.crashed or (self.pages.crashed and page.is_closed()):

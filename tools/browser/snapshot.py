@@ -42,6 +42,41 @@ def elements(snapshot: str) -> dict[str, Element]:
     return found
 
 
+# Roles whose elements the tools act on (click, type, select, wait on): these keep their ref in what the model
+# reads. Structure (lists, paragraphs, generic boxes, cells) is shown without one; the session still resolves
+# every ref of the full snapshot.
+INTERACTIVE = frozenset(
+    {
+        *("link", "button", "textbox", "searchbox", "combobox", "listbox", "option", "checkbox", "radio"),
+        *("switch", "slider", "spinbutton", "tab", "menuitem", "menuitemcheckbox", "menuitemradio", "treeitem"),
+        *("gridcell", "columnheader", "rowheader", "dialog", "alertdialog"),
+    }
+)
+_CURSOR = re.compile(r" \[cursor=pointer\]")
+_SPACED_REF = re.compile(r" \[ref=[a-z0-9]+\]")
+_WRAPPER = re.compile(r"^(\s*)- generic:$")
+
+
+def compact(snapshot: str) -> str:
+    """The snapshot as the model reads it: refs (and focus marks) only on elements it can act on, no cursor notes,
+    and nameless generic boxes left out (their children move up a level). Nothing the model can address is lost."""
+    out: list[str] = []
+    dropped: list[int] = []  # indents of the wrappers left out above the current line
+    for line in snapshot.splitlines():
+        indent = len(line) - len(line.lstrip(" "))
+        while dropped and dropped[-1] >= indent:
+            dropped.pop()
+        line = _CURSOR.sub("", line)
+        head = _LINE.match(line)
+        if head and head.group("role") not in INTERACTIVE:
+            line = _SPACED_REF.sub("", line).replace(" [active]", "")  # focus moving off the body is no change
+        if _WRAPPER.match(line):
+            dropped.append(indent)
+            continue
+        out.append(line[2 * len(dropped) :] if dropped else line)
+    return "\n".join(out)
+
+
 def cap(snapshot: str, max_tokens: int) -> str:
     """The snapshot cut to `max_tokens`, at a line, with a note saying how much was left out."""
     if tokens(snapshot) <= max_tokens:
@@ -56,8 +91,7 @@ def cap(snapshot: str, max_tokens: int) -> str:
         kept.append(line)
         used += len(line) + 1
     left = len(lines) - len(kept)
-    note = (f"[snapshot cut at {max_tokens} tokens: {left} more lines; use browser_snapshot with `ref` to see "
-            "one part, or browser_wait_for/browser_press to scroll]")  # fmt: skip
+    note = f"[snapshot cut at {max_tokens} tokens: {left} more lines not shown (browser.snapshot_tokens)]"
     return "\n".join([*kept, note])
 
 

@@ -98,7 +98,15 @@ class BrowserTool(Tool):
 
     def done(self, args: BaseModel, before: str, data: dict[str, Any] | None = None) -> Observation:
         text = self.session.acted(self.name, args.model_dump(), before)
-        return Observation(text, data={"url": self.session.page.url, **(data or {})})
+        return Observation(text, data=self.page_data(data))
+
+    def page_data(self, data: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The page's URL, and a thumbnail of it after an action (not while a search replays)."""
+        out: dict[str, Any] = {"url": self.session.page.url, **(data or {})}
+        thumb = None if self.session.replaying else self.session.thumbnail()
+        if thumb is not None:
+            out["thumbnail"] = str(thumb)
+        return out
 
 
 class _ElementTool(BrowserTool):
@@ -138,7 +146,6 @@ class Navigate(BrowserTool):
 
     def act(self, args: NavigateArgs, ctx: ToolContext) -> Observation:
         url = check_url(args.url)
-        page = self.session.page
         status = None
         try:
             response = self._goto(url)
@@ -155,7 +162,8 @@ class Navigate(BrowserTool):
         if not self.session.replaying:
             self.session.log.append(Recorded(self.name, args.model_dump()))
         note = f" (HTTP {status})" if status and status >= 400 else ""
-        return Observation(self.session.view() + note, data={"url": page.url, "status": status})
+        view = self.session.view()
+        return Observation(view + note, data=self.page_data({"status": status}))
 
     def _goto(self, url: str) -> Any:
         """page.goto; while a search replays, a server it has just restarted gets a few seconds to listen."""
@@ -413,7 +421,7 @@ class Tabs(BrowserTool):
                 tabs[args.index].close()
         if not session.replaying:
             session.log.append(Recorded(self.name, args.model_dump()))
-        return Observation(f"{self._list()}\n{session.view()}", data={"url": session.page.url})
+        return Observation(f"{self._list()}\n{session.view()}", data=self.page_data())
 
     def _list(self) -> str:
         tabs = self.session.tabs()
