@@ -44,9 +44,11 @@ from branchwise.agent.run.workspace import git_branch
 from branchwise.agent.search.solver import SearchSolver
 from branchwise.sandbox.base import Sandbox, SandboxError
 from branchwise.sandbox.workspace.safefs import WorkspaceFS
-from branchwise.sandbox.workspace.snapshots import ShadowGitWorkspace
+from branchwise.sandbox.workspace.snapshots import ShadowGitWorkspace, SnapshotDeadline
 from branchwise.tools import ToolBox, ToolContext, default_tools
 from branchwise.tools.browser import attach_browser, outside_state
+
+END_SNAPSHOT_GRACE_S = 10.0  # seconds past the wall limit the end snapshot may take
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,8 @@ class Session:
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             raise EnvironmentProblem(f"cannot keep snapshots of {self.workspace}: {where}{exc.strerror}") from None
+        # Snapshot work counts against the wall limit too (a tree of huge sparse files must not hold the run).
+        self.snapshots.deadline = self.budget.deadline
         # The search's snapshots also hold the browser's page and the background processes (replayed, restarted).
         self.outside = outside_state(self.snapshots, self.toolbox, self.ctx, self.browser)
         self.learning = Learning(self.memory, self.model, self.toolbox, self.ctx, self.bus, self.gate, self.snapshots)
@@ -157,6 +161,9 @@ class Session:
         except StopRun as stop:
             ending = Ending(stop.status, STATUS_EXIT[stop.status], stop.reason,
                             limit=stop.limit if isinstance(stop, BudgetExceeded) else None)  # fmt: skip
+        except SnapshotDeadline as late:
+            reason = f"the wall-clock limit ran out while snapshotting the workspace ({late})"
+            ending = Ending("budget_exceeded", STATUS_EXIT["budget_exceeded"], reason, limit="wall")
         except (BranchwiseError, SandboxError) as err:
             code = err.exit_code if isinstance(err, BranchwiseError) else EnvironmentProblem.exit_code
             ending = Ending("error", code, str(err), error=str(err))
@@ -189,6 +196,8 @@ class Session:
         self, ending: Ending, checks: list[CheckResult], duration_s: float, memory: dict[str, Any], task: str
     ) -> RunFinished:
         """The run's last event: its end snapshot taken, and a verified result committed on a branch."""
+        # The end snapshot gets a short grace past the wall limit (it is what undo and the commit need), no more.
+        self.snapshots.deadline = max(self.budget.deadline, time.monotonic()) + END_SNAPSHOT_GRACE_S
         try:
             # Background processes end with the run; while one ran, bwrap's mount-point files for missing
             # protected paths (.envrc, .vscode, ...) had to stay, and must not get into the end snapshot.

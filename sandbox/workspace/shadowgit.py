@@ -12,6 +12,7 @@ import os
 import re
 import stat
 import subprocess
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,10 @@ _GIT_TIMEOUT_S = 600.0
 
 class SnapshotError(SandboxError):
     """A workspace snapshot, restore or diff failed; the message carries git's first stderr line."""
+
+
+class SnapshotDeadline(SnapshotError):
+    """A snapshot, restore or diff was stopped at the deadline it was given (the run's wall limit)."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,8 @@ class Git:
     def __init__(self, cwd: Path, env: Mapping[str, str]) -> None:
         self.cwd = cwd
         self.env = dict(env)
+        self.deadline: float | None = None
+        """time.monotonic() by which every git call must be over (a run's wall limit), or None."""
 
     def run(self, *args: str, stdin: bytes | None = None) -> bytes:
         """Run `git args...` and return stdout; raise SnapshotError on a non-zero exit."""
@@ -154,6 +161,12 @@ class Git:
 
     def try_run(self, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
         """Run `git args...` and return the completed process whatever its exit code."""
+        timeout, by_deadline = _GIT_TIMEOUT_S, False
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise SnapshotDeadline(f"git {args[0]} not started: the deadline has passed")
+            timeout, by_deadline = min(timeout, left), left < timeout
         try:
             return subprocess.run(
                 ["git", *args],
@@ -161,12 +174,14 @@ class Git:
                 env=self.env,
                 input=stdin,
                 capture_output=True,
-                timeout=_GIT_TIMEOUT_S,
+                timeout=timeout,
                 check=False,
             )
         except FileNotFoundError as exc:
             raise SnapshotError("git is not installed (or not on PATH)") from exc
         except subprocess.TimeoutExpired as exc:
+            if by_deadline:
+                raise SnapshotDeadline(f"git {args[0]} stopped at the deadline after {timeout:.1f} s") from exc
             raise SnapshotError(f"git {args[0]} timed out after {_GIT_TIMEOUT_S:.0f} s") from exc
 
 

@@ -35,6 +35,7 @@ from branchwise.sandbox.workspace.gc import maybe_collect
 from branchwise.sandbox.workspace.shadowgit import (
     SHADOW_ATTRIBUTES,
     Git,
+    SnapshotDeadline,
     SnapshotError,
     SnapshotInfo,
     default_git_dir,
@@ -53,6 +54,7 @@ __all__ = [
     "DEFAULT_EXCLUDES",
     "FileChange",
     "ShadowGitWorkspace",
+    "SnapshotDeadline",
     "SnapshotError",
     "SnapshotInfo",
     "Workspace",
@@ -176,6 +178,16 @@ class ShadowGitWorkspace:
         skip = frozenset(p.strip("/") for p in self.excludes if p.endswith("/") and "/" not in p.strip("/"))
         self._stager = Stager(self._git, self.root, self._index_file, self._watcher() if watch else None, skip)
         self._count = len(self.snapshots())
+
+    @property
+    def deadline(self) -> float | None:
+        """time.monotonic() by which each snapshot, restore or diff must be over, or SnapshotDeadline (None: no
+        deadline but git's own ten minutes). A run sets its wall limit here."""
+        return self._git.deadline
+
+    @deadline.setter
+    def deadline(self, value: float | None) -> None:
+        self._git.deadline = value
 
     def snapshot(self, label: str = "", *, full: bool = False) -> str:
         """Commit the current state of the files (and its empty directories) and return the commit id.
