@@ -59,7 +59,8 @@ def run_family(family: str, condition: str, root: Path, env: dict[str, str]) -> 
     repo = make(root / f"{family}-{condition}")
     memory = None
     if condition != "off":
-        settings = MemorySettings(shortcut_tools=condition == "on", embeddings="off")
+        # The trace reflector, as documented above: the simulated model plays tasks and does not write reflections.
+        settings = MemorySettings(shortcut_tools=condition == "on", embeddings="off", reflector="trace")
         memory = LongTermMemory(MemoryStore(root / f"{family}-{condition}.db"), scope_of(repo), settings)
     rows = []
     for task in tasks():

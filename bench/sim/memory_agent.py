@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from branchwise.agent.models.base import Message, Reply
+from branchwise.agent.models.base import Message, Reply, estimate_tokens
 from branchwise.agent.record.events import ToolCallRecord
 
 from .memory_world import FamilyTask
@@ -54,6 +54,9 @@ class FamilyPolicy:
     """Plays one task; `steps` tells which calls it made (for the benchmark's bookkeeping)."""
 
     kind = "simulated"
+    supports_n = True
+    supports_images = False
+    keep_images = 0
 
     def __init__(self, task: FamilyTask) -> None:
         self.name = f"sim-{task.family}"
@@ -66,8 +69,14 @@ class FamilyPolicy:
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind}
 
+    def count_tokens(self, messages: list[Message], tools: list[dict[str, Any]]) -> int:
+        return estimate_tokens(messages, tools)
+
+    def context_window(self) -> int | None:
+        return None
+
     def query(self, messages: list[Message], tools: list[dict[str, Any]], *, n: int = 1,
-              temperature: float | None = None) -> list[Reply]:  # fmt: skip
+              temperature: float | None = None, deadline: float | None = None) -> list[Reply]:  # fmt: skip
         if self.queue is None:
             self.know = read_notes(str(messages[0].get("content") or ""), self.task)
             self.queue = self.start(tools)
