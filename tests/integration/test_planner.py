@@ -117,8 +117,9 @@ def test_planned_runs_with_search_per_subgoal(cli, tmp_path):
     script = write_script(
         tmp_path / "r.yaml", [plan, shell("touch b.txt"), finish("b"), shell("echo ok > c.txt"), finish("c")]
     )
+    # One attempt each, searched all the same (the fit to the budget would run a one-attempt best-of-n as the loop).
     res = cli("run", "b and c", "-m", f"scripted:{script}", "--search", "best-of-n", "--attempts", "1", "-o", "json",
-              cwd=repo, env=PLANNING)  # fmt: skip
+              cwd=repo, env={**PLANNING, "BRANCHWISE_SEARCH_FIT_BUDGET": "false"})  # fmt: skip
     result = json.loads(res.stdout)
     assert res.returncode == 0, res.stderr
     assert result["summary"] == "c" and sorted(result["changed_files"]) == ["b.txt", "c.txt"]
