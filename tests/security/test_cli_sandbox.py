@@ -237,7 +237,7 @@ def test_a_repository_config_cannot_widen_the_sandbox(cli, repo, tmp_path, name)
         res = cli(*command, cwd=repo)
         assert res.returncode == 2, (command, res.stdout, res.stderr)
         line = one_error_line(res.stderr)
-        assert "project config" in line and "a repository may only narrow the sandbox and the policy" in line
+        assert "project config" in line and "a repository may only narrow the sandbox, the policy" in line
     assert not pwned.exists()
 
 

@@ -167,8 +167,10 @@ def test_a_python_link_out_of_the_workspace_is_a_lint_problem_of_the_step(cli, e
         "path": "calc/stats.py", "old_str": "(ordered[middle] + ordered[middle + 1])",
         "new_str": "(ordered[middle - 1] + ordered[middle])"}}]}  # fmt: skip
     script = write_script(tmp_path / "r.yaml", [shell("ln -s /etc/hostname evil.py"), fix, finish("fixed")])
+    # One attempt, searched all the same (the budget fit would run a one-attempt best-of-n as the plain loop).
     res = cli("run", "fix median", "-m", f"scripted:{script}", "--check", check, "--search", "best-of-n",
-              "--attempts", "1", "-o", "json", cwd=example_repo)  # fmt: skip
+              "--attempts", "1", "-o", "json", cwd=example_repo,
+              env={"BRANCHWISE_SEARCH_FIT_BUDGET": "false"})  # fmt: skip
     assert res.returncode == 0, res.stderr
     result = json.loads(res.stdout)
     assert result["status"] == "completed"
