@@ -132,6 +132,7 @@ class Session:
         self.repository.close()
         self.toolbox.close()
         self.sandbox.close()
+        self.snapshots.deadline = None  # clean-up (refs, the index kept for the next run) is not the run's work
         try:  # only the start state is needed later (replay, undo); the rest of the snapshots can go
             self.snapshots.keep_only([s for s in (self.start_snapshot, self.end_snapshot) if s])
         except SandboxError:
