@@ -44,7 +44,6 @@ from branchwise.sandbox.workspace.shadowgit import (
     isolated_env,
     make_dirs_beneath,
     make_fifo_beneath,
-    special_kind,
     split_z,
 )
 from branchwise.sandbox.workspace.stage import Stager, tracked_dirs
@@ -225,8 +224,7 @@ class ShadowGitWorkspace:
         blocked = [path for path, mode in info.fifos if not make_fifo_beneath(self.root, path, mode)]
         if blocked:
             raise SnapshotError(f"cannot recreate named pipe {blocked[0]!r}: something is in the way")
-        self._stager.special = {p for p in self._stager.special if special_kind(self.root / p)}
-        self._stager.special |= {path for path, _ in info.fifos}
+        self._stager.remade({path for path, _ in info.fifos})
 
     def diff(self, a: str, b: str | None = None) -> WorkspaceDiff:
         """Files, patch and empty-directory changes from snapshot `a` to `b` (None: the current files)."""

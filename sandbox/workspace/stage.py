@@ -16,12 +16,12 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 from branchwise.sandbox.workspace.shadowgit import (
     Git,
     SnapshotError,
-    SpecialFiles,
     describe_failure,
     dirs_below,
     is_nested_repo,
@@ -50,7 +50,6 @@ class Stager:
         self.nested: set[str] = set()
         self.special: set[str] = set()
         """FIFOs, sockets and devices: git refuses or ignores them, so they are kept out of the index."""
-        self._special_seen: set[str] = set()  # candidates met while staging, before the ignore check
         self._ignored_special: dict[str, bool] = {}
         self._special_walk = SpecialFiles(root, skip_names)  # finds them where git does not look
         self._last: tuple[str, tuple[str, ...]] | None = None
@@ -90,6 +89,10 @@ class Stager:
                 with contextlib.suppress(OSError):
                     (self.root / path).unlink()
         self.special &= keep
+
+    def remade(self, fifos: set[str]) -> None:
+        """After a restore remade the snapshot's FIFOs: they and the special files still there are the set."""
+        self.special = {p for p in self.special if special_kind(self.root / p)} | fifos
 
     def _find_specials(self, candidates: set[str]) -> None:
         """Add the special files among `candidates` that are not ignored; drop those gone; and take out of the
@@ -282,3 +285,80 @@ def _has_subdir(path: Path) -> bool:
             return any(e.is_dir(follow_symlinks=False) for e in entries)
     except OSError:
         return False
+
+
+class SpecialFiles:
+    """Where the workspace's FIFOs, sockets and devices are, which git does not see at all.
+
+    The first scan walks the tree (skipping .git, nested repositories and `skip_dirs`); later scans lstat
+    only the directories seen so far and re-read those whose mtime changed (an entry was added or removed),
+    so a scan costs one lstat per directory, not per file."""
+
+    def __init__(self, root: Path, skip_dirs: Iterable[str] = ()) -> None:
+        self.root = root
+        self.skip = frozenset(skip_dirs) | {".git"}
+        self._mtimes: dict[str, int] = {}
+        self.found: set[str] = set()
+
+    def scan(self) -> set[str]:
+        """The special files' workspace-relative paths now."""
+        if not self._mtimes:
+            self._read_tree("")
+        else:
+            for rel, mtime in list(self._mtimes.items()):
+                if rel not in self._mtimes:
+                    continue  # removed with its parent during this scan
+                try:
+                    st = os.lstat(self.root / rel if rel else self.root)
+                except OSError:
+                    self._forget(rel)
+                    continue
+                if not stat.S_ISDIR(st.st_mode):
+                    self._forget(rel)
+                elif st.st_mtime_ns != mtime:
+                    self._read_dir(rel, st.st_mtime_ns, descend_new=True)
+        self.found = {p for p in self.found if special_kind(self.root / p)}
+        return set(self.found)
+
+    def _read_tree(self, rel: str) -> None:
+        stack = [rel]
+        while stack:
+            current = stack.pop()
+            try:
+                mtime = os.lstat(self.root / current if current else self.root).st_mtime_ns
+            except OSError:
+                continue
+            stack.extend(self._read_dir(current, mtime, descend_new=False))
+
+    def _read_dir(self, rel: str, mtime: int, *, descend_new: bool) -> list[str]:
+        """Record a directory's specials and mtime; return its subdirectories not yet known."""
+        if rel and is_nested_repo(self.root / rel):
+            self._forget(rel)
+            return []
+        self._mtimes[rel] = mtime
+        prefix = f"{rel}/" if rel else ""
+        try:
+            with os.scandir(self.root / rel if rel else self.root) as entries:
+                listed = list(entries)
+        except OSError:
+            return []
+        self.found = {p for p in self.found if p.rpartition("/")[0] != rel}
+        new_dirs = []
+        for e in listed:
+            path = f"{prefix}{e.name}"
+            if e.is_dir(follow_symlinks=False):
+                if e.name not in self.skip and path not in self._mtimes:
+                    new_dirs.append(path)
+            elif not (e.is_file(follow_symlinks=False) or e.is_symlink()):
+                self.found.add(path)
+        if descend_new:
+            for d in new_dirs:
+                self._read_tree(d)
+            return []
+        return new_dirs
+
+    def _forget(self, rel: str) -> None:
+        prefix = f"{rel}/"
+        for known in [k for k in self._mtimes if k == rel or k.startswith(prefix)]:
+            del self._mtimes[known]
+        self.found = {p for p in self.found if not p.startswith(prefix)}
