@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SandboxMode = Literal["read-only", "workspace-write", "full-access"]
 NetworkMode = Literal["off", "proxy", "on"]
@@ -125,6 +125,18 @@ class SandboxSettings(_Strict):
     127.0.0.1 (no route out). false forbids every socket family but AF_UNIX when network is off."""
     protected: list[str] = Field(default_factory=lambda: list(DEFAULT_PROTECTED))
     """Workspace-relative paths kept read-only in workspace-write mode; missing ones cannot be created."""
+
+    @field_validator("protected")
+    @classmethod
+    def _relative_paths(cls, paths: list[str]) -> list[str]:
+        out = []
+        for path in paths:
+            parts = [part for part in Path(path).parts if part != "."]
+            if not parts or Path(path).is_absolute() or ".." in parts:
+                raise ValueError(f"{path!r} is not a path inside the workspace (relative, without '..')")
+            out.append("/".join(parts))
+        return out
+
     writable_roots: list[Path] = Field(default_factory=list)
     """Extra host directories a command may write (besides the workspace and its private /tmp)."""
     deny_read: list[str] = Field(default_factory=lambda: list(DEFAULT_DENY_READ))

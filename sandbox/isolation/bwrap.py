@@ -35,9 +35,11 @@ from branchwise.sandbox.isolation.layout import (
     SANDBOX_PATH,
     base_mount_args,
     command_mask_args,
+    is_stand_in,
     namespace_args,
     protected_args,
     remove_mount_points,
+    static_masks,
     writable_args,
 )
 from branchwise.sandbox.isolation.process import Detach, run_capped
@@ -103,6 +105,7 @@ class BwrapSandbox:
         self._lock = threading.Lock()
         self._active = 0
         self._leftovers: set[Path] = set()
+        self._held: set[Path] = set()  # mount points and stand-ins that stay until the session ends
         # Commands are started from one long-lived thread: it joins the session's cgroups and network,
         # and bwrap's --die-with-parent fires when the *thread* that forked bwrap exits.
         self._spawner = ThreadPoolExecutor(1, thread_name_prefix="branchwise-sandbox")
@@ -139,6 +142,7 @@ class BwrapSandbox:
         self._spawner.submit(self._join_spawner).result()
         shared_net = self._keeper is not None and self._keeper.private_net
         hidden = [] if any(self.session_dir.is_relative_to(d) for d in MASKED_DIRS) else [self.session_dir]
+        self._masked = frozenset(static_masks(s, self.workspace, hidden=hidden))
         self._static = [
             *namespace_args(unshare_net=s.network != "on" and not shared_net),
             *base_mount_args(s, self.workspace, hidden=hidden),
@@ -164,7 +168,6 @@ class BwrapSandbox:
             bwrap=self._bwrap,
             seccomp_file=seccomp_file,
         )
-        self._held: set[Path] = set()
         if s.network == "proxy":
             self._start_proxy(on_egress)
 
@@ -257,12 +260,16 @@ class BwrapSandbox:
         if not argv or any("\0" in arg for arg in argv):
             raise SandboxError("empty command, or an argument with a NUL byte")
         created: list[Path] = []
-        binds = command_mask_args(self.settings, self.workspace) if protect else []
+        binds = command_mask_args(self.settings, self.workspace, masked=self._masked) if protect else []
         if read_only:
             binds = [*_read_only_binds(self._static, self.workspace, self.settings.writable_roots), *binds]
         elif protect and self.settings.mode == "workspace-write":
             protected, created = protected_args(self.workspace, self.settings.protected)
             binds += protected
+            # The stand-ins inside .git mean what absence means: they stay until the session ends, which saves
+            # making and removing them around every command.
+            self._held.update(p for p in created if is_stand_in(p))
+            created = [p for p in created if not is_stand_in(p)]
         env_args: list[str] = []
         for key, value in {**self._env, **(env or {})}.items():
             if not key or "=" in key or "\0" in key + value:

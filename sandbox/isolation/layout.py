@@ -48,11 +48,15 @@ def base_mount_args(settings: SandboxSettings, workspace: Path, *, hidden: list[
     # bwrap must be able to create the folders it is mounted on.
     for d in tmpfs_dirs():
         args += ["--size", str(settings.limits.tmp_size_mb * 1024 * 1024), "--tmpfs", str(d)]
-    outside = [p for p in expand_deny_read(settings.deny_read, workspace) if not _under(p, workspace)]
-    for path in [*outside, *hidden]:
-        if not any(_under(path, d) for d in tmpfs_dirs()):
-            args += mask_args(path)
+    for path in static_masks(settings, workspace, hidden=hidden):
+        args += mask_args(path, private_size=settings.limits.tmp_size_mb)
     return [*args, "--dir", HOME_IN_SANDBOX]
+
+
+def static_masks(settings: SandboxSettings, workspace: Path, *, hidden: list[Path]) -> list[Path]:
+    """The paths outside the workspace that every command of a session gets masked (deny_read, `hidden`)."""
+    outside = [p for p in expand_deny_read(settings.deny_read, workspace) if not _under(p, workspace)]
+    return [path for path in [*outside, *hidden] if not any(_under(path, d) for d in tmpfs_dirs())]
 
 
 def tmpfs_dirs() -> list[Path]:
@@ -61,17 +65,20 @@ def tmpfs_dirs() -> list[Path]:
     return dirs + [h for h in home_directories() if not any(_under(h, d) for d in dirs)]
 
 
-def command_mask_args(settings: SandboxSettings, workspace: Path) -> list[str]:
+def command_mask_args(
+    settings: SandboxSettings, workspace: Path, *, masked: frozenset[Path] = frozenset()
+) -> list[str]:
     """Masks computed for each command (they follow the workspace bind): deny_read paths inside the workspace,
     files only root may read when the sandbox reads as root, and, unless the network is on, the host's Unix
-    sockets (network off means no host socket of any family, and a socket is reached by its path alone)."""
+    sockets (network off means no host socket of any family, and a socket is reached by its path alone).
+    `masked`: paths the session's static flags mask already (each mount costs every command time)."""
     args = workspace_mask_args(workspace, settings.deny_read)
     writable = (workspace, *settings.writable_roots)
     epoch = int(time.monotonic() // _RESCAN_S)
     covered, root_only = _host_masks(tuple(settings.deny_read), writable, epoch)
     for path in root_only:
-        if os.path.lexists(path):  # a mask over a path that is gone would fail every command
-            args += mask_args(path)
+        if path not in masked and os.path.lexists(path):  # a mask over a path that is gone fails every command
+            args += mask_args(path, private_size=settings.limits.tmp_size_mb)
     if settings.network != "on":
         for sock in host_unix_sockets():
             # Under a tmpfs mask it is gone anyway (and bwrap could not create a mount point in a read-only one);
@@ -95,9 +102,16 @@ def _host_masks(
     return tuple(covered), tuple(root_only)
 
 
-def mask_args(path: Path) -> list[str]:
-    """Hide a path: an empty read-only tmpfs over a directory, /dev/null over anything else."""
+def mask_args(path: Path, *, private_size: int | None = None) -> list[str]:
+    """Hide a path: an empty tmpfs over a directory, /dev/null over anything else.
+
+    The tmpfs is read-only, or, with `private_size` (MB), writable and private to the command: what is
+    written there is gone when it ends. Outside the workspace that is as safe and saves bwrap a remount
+    (bwrap rereads the whole mount table for each one, so every mount costs each command time); inside
+    it, a write that silently vanished would mislead, so masks there stay read-only."""
     if path.is_dir():
+        if private_size is not None:
+            return ["--size", str(private_size * 1024 * 1024), "--tmpfs", str(path)]
         return ["--tmpfs", str(path), "--remount-ro", str(path)]
     return ["--ro-bind", "/dev/null", str(path)]
 
@@ -161,31 +175,42 @@ def protected_args(workspace: Path, protected: list[str]) -> tuple[list[str], li
     ro_binds: list[str] = []
     created: list[Path] = []
     home_like = workspace == Path.home() or workspace.parent in (Path("/home"), Path("/root"))
+    root = str(workspace)
+    kinds: dict[str, int | None] = {}  # path -> st_mode (None: missing); strings: this runs for every command
+
+    def mode(path: str) -> int | None:
+        if path not in kinds:
+            try:
+                kinds[path] = os.lstat(path).st_mode
+            except (FileNotFoundError, NotADirectoryError):  # NotADirectory: `.git` is a file in worktrees
+                kinds[path] = None
+        return kinds[path]
+
     for rel in protected:
-        target = workspace / rel
-        parents = [p for p in target.relative_to(workspace).parents if str(p) != "."]
-        for parent in reversed(parents):
-            d = str(workspace / parent)
-            if _is_real_dir(workspace / parent):
+        parts = rel.split("/")
+        for depth in range(1, len(parts)):
+            d = root + "/" + "/".join(parts[:depth])
+            kind = mode(d)
+            if kind is not None and stat.S_ISDIR(kind):
                 if d not in self_binds:
                     self_binds += ["--bind", d, d]
-            elif (workspace / parent).is_file() and d not in ro_binds:
+            elif kind is not None and (stat.S_ISREG(kind) or Path(d).is_file()) and d not in ro_binds:
                 # A linked worktree's `.git` file names the git dir: rewriting it could swap in hooks.
                 ro_binds += ["--ro-bind", d, d]
                 break
-        try:
-            os.lstat(target)
-        except (FileNotFoundError, NotADirectoryError):  # NotADirectory: `.git` is a file in worktrees
-            if _is_real_dir(target.parent) and (home_like or target.name not in SHELL_RC_FILES):
-                placeholder = _git_placeholder(target)
-                if placeholder:
-                    ro_binds += ["--ro-bind", str(target), str(target)]
+        target = root + "/" + rel
+        if mode(target) is None:
+            parent = mode(target.rsplit("/", 1)[0])
+            if parent is not None and stat.S_ISDIR(parent) and (home_like or parts[-1] not in SHELL_RC_FILES):
+                path = Path(target)
+                if _git_placeholder(path):
+                    ro_binds += ["--ro-bind", target, target]
                 else:
-                    ro_binds += ["--ro-bind", "/dev/null", str(target)]
-                created.append(target)
+                    ro_binds += ["--ro-bind", "/dev/null", target]
+                created.append(path)
             continue
         # -try: a dangling symlink has nothing to protect.
-        ro_binds += ["--ro-bind-try", str(target), str(target)]
+        ro_binds += ["--ro-bind-try", target, target]
     return self_binds + ro_binds, created
 
 
@@ -194,6 +219,11 @@ def protected_args(workspace: Path, protected: list[str]) -> tuple[list[str], li
 # is a fatal error to git; `.` names the git directory itself). Directories get an empty directory.
 _GIT_FILE_PLACEHOLDERS = {"commondir": b".\n"}
 _GIT_DIR_PLACEHOLDERS = frozenset({"worktrees", "modules"})
+
+
+def is_stand_in(path: Path) -> bool:
+    """Whether `path` is where protected_args puts a stand-in (rather than a bwrap mount point) when it is missing."""
+    return path.parent.name == ".git" and (path.name in _GIT_DIR_PLACEHOLDERS or path.name in _GIT_FILE_PLACEHOLDERS)
 
 
 def _git_placeholder(target: Path) -> bool:
@@ -242,13 +272,6 @@ def _is_stand_in(path: Path, st: os.stat_result) -> bool:
     try:
         return path.read_bytes() == content
     except OSError:
-        return False
-
-
-def _is_real_dir(path: Path) -> bool:
-    try:
-        return stat.S_ISDIR(os.lstat(path).st_mode)
-    except (FileNotFoundError, NotADirectoryError):  # NotADirectory: below a `.git` that is a file
         return False
 
 

@@ -164,3 +164,33 @@ def test_git_worktree_pointer_file_is_protected(make_box: Callable[..., BwrapSan
     assert result.output.startswith("gitdir: /somewhere/else")
     assert "Read-only file system" in result.output
     assert git_dir.read_text() == "gitdir: /somewhere/else\n"
+
+
+def test_a_masked_host_directory_is_empty_and_private_to_each_command(
+    make_box: Callable[..., BwrapSandbox], tmp_path: Path
+) -> None:
+    # Outside the folders that are always hidden (/tmp is), so the deny_read mask itself does the hiding.
+    secret_dir = Path("/var/lib") / f"branchwise-mask-{uuid.uuid4().hex}"
+    secret_dir.mkdir()
+    try:
+        (secret_dir / "key").write_text("top-secret\n")
+        box = make_box(deny_read=[str(secret_dir)])
+        first = sh(box, f"ls -A {secret_dir}; cat {secret_dir}/key; echo scratch > {secret_dir}/new && echo wrote")
+        assert "top-secret" not in first.output and "wrote" in first.output, first.output
+        second = sh(box, f"ls -A {secret_dir} | wc -l")
+        assert second.output.strip() == "0", second.output  # what a command wrote there went with it
+        assert sorted(p.name for p in secret_dir.iterdir()) == ["key"]
+    finally:
+        for path in secret_dir.iterdir():
+            path.unlink()
+        secret_dir.rmdir()
+
+
+def test_each_host_path_is_masked_once(box: BwrapSandbox) -> None:
+    # Every mount costs every command time (bwrap rereads the mount table for each): the default deny_read list
+    # and, as root, the scan for root-only files name the same files; each must be mounted over once.
+    line = box.command_line(["true"])
+    targets = [line[i + 2] for i, arg in enumerate(line) if arg in ("--ro-bind", "--ro-bind-try", "--bind")]
+    targets += [line[i + 1] for i, arg in enumerate(line) if arg == "--tmpfs"]
+    repeated = sorted({t for t in targets if targets.count(t) > 1})
+    assert not repeated, repeated

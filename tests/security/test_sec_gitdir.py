@@ -87,3 +87,25 @@ def test_a_nested_repository_is_left_out_whatever_its_name(tmp_path: Path) -> No
     snaps.restore(first)
     assert (ws / "a.txt").read_text() == "a\n" and (ws / "new\nline" / "f.txt").read_text() == "changed\n"
     assert sorted(p.name for p in marks.iterdir()) == []
+
+
+def test_git_stand_ins_stay_for_the_session_and_the_users_git_works_between_commands(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    git_dir = repo / ".git"
+    box = BwrapSandbox(repo, SandboxSettings())
+    try:
+        assert sh(box, "true").ok
+        # The stand-ins mean what absence means, so they may stay until the session ends; bwrap's own mount
+        # points (an empty .envrc would be a file the user never made) go after each command.
+        assert (git_dir / "commondir").read_text() == ".\n"
+        assert (git_dir / "worktrees").is_dir() and (git_dir / "modules").is_dir()
+        assert not (repo / ".envrc").exists() and not (git_dir / "config.worktree").exists()
+        assert plain_git(repo, "status", "--porcelain").stdout == ""
+        added = plain_git(repo, "worktree", "add", "-q", str(tmp_path / "linked"))
+        assert added.returncode == 0, added.stderr
+        assert str(tmp_path / "linked") in plain_git(repo, "worktree", "list").stdout
+        assert "planted" not in sh(box, "echo x > .git/worktrees/y && echo planted").output
+    finally:
+        box.close()
+    assert not (git_dir / "commondir").exists() and not (git_dir / "modules").exists()
+    assert (git_dir / "worktrees" / "linked").is_dir()  # the user's own worktree is kept

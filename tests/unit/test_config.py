@@ -135,3 +135,14 @@ def test_a_repository_cannot_choose_where_the_api_key_goes(layout, key):
     layout["project"].unlink()
     layout["user"].write_text(f"[llm]\n{key}\n")  # the user's own file may
     assert load(layout).config.llm != Config().llm
+
+
+def test_protected_paths_must_lie_inside_the_workspace() -> None:
+    from pydantic import ValidationError
+
+    from branchwise.sandbox.settings import SandboxSettings
+
+    assert SandboxSettings(protected=["./.git//hooks/", "a/./b"]).protected == [".git/hooks", "a/b"]
+    for bad in ("/etc/passwd", "../outside", "a/../../b", ".", ""):
+        with pytest.raises(ValidationError, match="not a path inside the workspace"):
+            SandboxSettings(protected=[bad])
