@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from branchwise.cli.groups import LazyTyper
 from branchwise.cli.groups import light_typer as _typer
 
 EXIT_CODES_HELP = (
@@ -21,7 +22,7 @@ EXIT_CODES_HELP = (
     "130 interrupted."
 )
 
-app = _typer(
+app = LazyTyper(
     name="branchwise",
     help="A coding agent that plans, searches over actions in a sandbox, and verifies with your checks.\n\n"
     + EXIT_CODES_HELP
@@ -29,7 +30,6 @@ app = _typer(
     "reads from standard input when that is not a terminal.",
     no_args_is_help=False,
     add_completion=False,
-    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

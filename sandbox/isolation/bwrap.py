@@ -26,6 +26,7 @@ from typing import Any
 
 from branchwise.sandbox.base import BackgroundProcess, ExecResult, OutputLimits, SandboxError, SandboxUnavailable
 from branchwise.sandbox.isolation.cgroups import SessionCgroups
+from branchwise.sandbox.isolation.hidden import prefetch_root_only
 from branchwise.sandbox.isolation.host import BackgroundSet, HostSandbox
 from branchwise.sandbox.isolation.keeper import SessionKeeper
 from branchwise.sandbox.isolation.launch import EXTERNAL_SECCOMP_FD, WAITER_ARGV, Launch, launcher_argv
@@ -125,6 +126,7 @@ class BwrapSandbox:
 
     def _setup(self, on_egress: Callable[[EgressDecision], None] | None) -> None:
         s = self.settings
+        prefetch_root_only()  # the first command's masks need it: walk while the rest is set up
         self._bpf = filter_bpf(self._socket_policy())
         self._cgroups = SessionCgroups(pids_max=s.limits.pids_max, memory_mb=s.limits.memory_mb)
         self.degraded += self._cgroups.degraded

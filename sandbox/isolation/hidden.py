@@ -1,8 +1,9 @@
 """What else a sandbox must not see, found on the host: home directories wherever they are, files only root
 may read (a sandbox started by root reads them as root), and the host's Unix sockets.
 
-Homes and root-only files are found once a minute at most (a walk of /etc, /var, /srv, /opt, /mnt, /media
-and /boot, a few thousand entries), sockets for every command (one read of /proc/net/unix).
+Homes are found once a minute at most; root-only files by a walk of /etc, /var, /srv, /opt, /mnt, /media and
+/boot (thousands of entries) in a background thread, again when the last walk is a minute old; sockets for every
+command (one read of /proc/net/unix).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import functools
 import os
 import pwd
 import stat
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -72,43 +74,88 @@ def root_only_paths(keep: Iterable[Path]) -> list[Path]:
     if os.geteuid() != 0:
         return []
     keep = tuple(keep)
-    return [p for p in _root_only(int(time.monotonic() // _CACHE_S)) if not any(_under(k, p) for k in keep)]
+    return [p for p in _ROOT_ONLY.latest()[1] if not any(_under(k, p) for k in keep)]
 
 
-@functools.lru_cache(maxsize=1)
-def _root_only(_epoch: int) -> tuple[Path, ...]:
-    found: list[Path] = []
-    budget = [_ROOT_ONLY_MAX_ENTRIES]
-    for top in _ROOT_ONLY_TOP:
-        _walk(Path(top), 0, found, budget)
-    return tuple(found)
+def root_only_generation() -> int:
+    """Which root-only scan root_only_paths answers from now: it changes when a new scan lands."""
+    return _ROOT_ONLY.latest()[0] if os.geteuid() == 0 else 0
 
 
-def _walk(directory: Path, depth: int, found: list[Path], budget: list[int]) -> None:
+def prefetch_root_only() -> None:
+    """Start the root-only scan in the background (a session calls it first thing, so that the first command
+    rarely waits for it)."""
+    if os.geteuid() == 0:
+        _ROOT_ONLY.latest(wait=False)
+
+
+class _Rescan:
+    """The root-only scan, made in a background thread: the first caller waits for the first scan; later ones
+    get the last result at once, and one older than a minute starts a new scan that they use when it lands.
+    A command never waits for a rescan (the walk takes 0.1 s to seconds, with a big /opt)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done = threading.Condition(self._lock)
+        self._found: tuple[Path, ...] | None = None
+        self._taken = 0.0
+        self._generation = 0
+        self._scanning = False
+
+    def latest(self, *, wait: bool = True) -> tuple[int, tuple[Path, ...]]:
+        with self._lock:
+            stale = self._found is None or time.monotonic() - self._taken > _CACHE_S
+            if stale and not self._scanning:
+                self._scanning = True
+                threading.Thread(target=self._scan, name="branchwise-root-only-scan", daemon=True).start()
+            while wait and self._found is None:
+                self._done.wait()
+            return self._generation, self._found or ()
+
+    def _scan(self) -> None:
+        started = time.monotonic()
+        found: list[str] = []
+        try:
+            budget = [_ROOT_ONLY_MAX_ENTRIES]
+            for top in _ROOT_ONLY_TOP:
+                _walk(top, 0, found, budget)
+        finally:
+            with self._lock:
+                self._found, self._taken = tuple(map(Path, found)), started
+                self._generation += 1
+                self._scanning = False
+                self._done.notify_all()
+
+
+_ROOT_ONLY = _Rescan()
+
+
+def _walk(directory: str, depth: int, found: list[str], budget: list[int]) -> None:
+    # Strings, not Paths: this visits thousands of entries, and only the few found become Paths.
     try:
-        entries = list(os.scandir(directory))
+        with os.scandir(directory) as it:
+            entries = list(it)
     except OSError:
         return
     for entry in entries:
         budget[0] -= 1
         if budget[0] < 0:
             return
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except OSError:
-            continue
-        path = Path(entry.path)
         if entry.path in _PUBLIC_TREES:
             continue
-        if stat.S_ISLNK(st.st_mode) or stat.S_ISSOCK(st.st_mode):
+        try:
+            mode = entry.stat(follow_symlinks=False).st_mode
+        except OSError:
+            continue
+        if stat.S_ISLNK(mode) or stat.S_ISSOCK(mode):
             continue  # a link is judged at its target; sockets are masked per command
-        if stat.S_ISDIR(st.st_mode):
-            if st.st_mode & 0o005 != 0o005:
-                found.append(path)  # others may not list or enter it: hide all of it
+        if stat.S_ISDIR(mode):
+            if mode & 0o005 != 0o005:
+                found.append(entry.path)  # others may not list or enter it: hide all of it
             elif depth < _ROOT_ONLY_DEPTH:
-                _walk(path, depth + 1, found, budget)
-        elif not st.st_mode & 0o004:
-            found.append(path)
+                _walk(entry.path, depth + 1, found, budget)
+        elif not mode & 0o004:
+            found.append(entry.path)
 
 
 def host_unix_sockets() -> list[Path]:

@@ -14,7 +14,12 @@ import stat
 import time
 from pathlib import Path
 
-from branchwise.sandbox.isolation.hidden import home_directories, host_unix_sockets, root_only_paths
+from branchwise.sandbox.isolation.hidden import (
+    home_directories,
+    host_unix_sockets,
+    root_only_generation,
+    root_only_paths,
+)
 from branchwise.sandbox.settings import SandboxSettings
 
 SANDBOX_UID = 1000
@@ -75,7 +80,7 @@ def command_mask_args(
     args = workspace_mask_args(workspace, settings.deny_read)
     writable = (workspace, *settings.writable_roots)
     epoch = int(time.monotonic() // _RESCAN_S)
-    covered, root_only = _host_masks(tuple(settings.deny_read), writable, epoch)
+    covered, root_only = _host_masks(tuple(settings.deny_read), writable, epoch, root_only_generation())
     for path in root_only:
         if path not in masked and os.path.lexists(path):  # a mask over a path that is gone fails every command
             args += mask_args(path, private_size=settings.limits.tmp_size_mb)
@@ -90,9 +95,10 @@ def command_mask_args(
 
 @functools.lru_cache(maxsize=8)
 def _host_masks(
-    deny_read: tuple[str, ...], writable: tuple[Path, ...], _epoch: int
+    deny_read: tuple[str, ...], writable: tuple[Path, ...], _epoch: int, _generation: int
 ) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
-    """(directories already hidden by a tmpfs, root-only paths to hide on top): recomputed once a minute."""
+    """(directories already hidden by a tmpfs, root-only paths to hide on top): recomputed once a minute, and
+    when a new root-only scan (its `_generation`) has landed."""
     covered = [*tmpfs_dirs(), *(p for p in expand_deny_read(list(deny_read), writable[0]) if p.is_dir())]
     root_only = [
         path

@@ -101,3 +101,37 @@ def test_own_cgroups() -> None:
         "memory": Path("/sys/fs/cgroup/memory/process_api/abc"),
     }
     assert found.v2 == Path("/sys/fs/cgroup/unified/user.slice")
+
+
+def test_the_root_only_scan_runs_beside_commands_and_a_rescan_never_holds_one_up(monkeypatch) -> None:
+    import threading
+    import time
+
+    from branchwise.sandbox.isolation import hidden
+
+    walks: list[str] = []
+    release = threading.Event()
+
+    def slow_walk(directory: str, depth: int, found: list[str], budget: list[int]) -> None:
+        if directory == hidden._ROOT_ONLY_TOP[0]:
+            walks.append(directory)
+            if len(walks) > 1:
+                release.wait(10)  # a rescan that takes as long as the test wants
+            found.append(f"/secret-{len(walks)}")
+
+    monkeypatch.setattr(hidden, "_walk", slow_walk)
+    scan = hidden._Rescan()
+    assert scan.latest() == (1, (Path("/secret-1"),))  # the first caller waits for the first scan
+    monkeypatch.setattr(hidden, "_CACHE_S", 0.0)  # from now on every result is stale
+    started = time.monotonic()
+    assert scan.latest() == (1, (Path("/secret-1"),))  # stale: answered at once, a rescan started
+    assert scan.latest()[0] == 1 and time.monotonic() - started < 1.0
+    while len(walks) < 2 and time.monotonic() - started < 10:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert len(walks) == 2  # one rescan at a time, however many ask meanwhile
+    release.set()
+    deadline = time.monotonic() + 10
+    while scan.latest()[0] == 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert scan.latest(wait=False)[1] in ((Path("/secret-2"),), (Path("/secret-3"),))
