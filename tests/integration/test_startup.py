@@ -67,3 +67,45 @@ def test_sandbox_run_loads_the_sandbox_not_the_agent(tmp_path):
 def test_version():
     out = subprocess.run([sys.executable, "-m", "branchwise.cli.main", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("branchwise 0.")
+
+
+BUILT = """
+import json, sys
+import branchwise.cli.groups as groups
+built = []
+build = groups.LazyTyper._build
+groups.LazyTyper._build = lambda self, name, **kw: built.append(name) or build(self, name, **kw)
+from branchwise.cli.main import app
+sys.argv = ["branchwise", *json.loads(sys.argv[1])]
+try:
+    app()
+except SystemExit:
+    pass
+print(json.dumps(built))
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "built"),
+    [(["--help"], []), (["--version"], []), (["run", "--help"], ["run"]), (["config", "show", "--help"], ["config"])],
+)
+def test_only_the_named_subcommand_is_built(args, built):
+    # typer would build all thirty commands' parsers (their signatures and type hints) for any command line.
+    out = subprocess.run([sys.executable, "-c", BUILT, json.dumps(args)], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.splitlines()[-1]) == built
+
+
+def test_the_command_list_reads_as_the_built_commands_would():
+    from branchwise.cli.main import app
+
+    root = app.command_tree()
+    names = list(root.commands)
+    assert {"run", "config", "sandbox", "runs", "mcp", "memory", "batch", "eval", "tree", "doctor"} <= set(names)
+    previews = {name: root.commands.preview(name) for name in names}
+    for name in names:  # now build each one: its listing must not change
+        built = root.commands[name]
+        assert built.name == name
+        assert (previews[name].get_short_help_str(60), previews[name].hidden) == (
+            built.get_short_help_str(60),
+            built.hidden,
+        )
