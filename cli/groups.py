@@ -78,7 +78,8 @@ class LazyTyper(typer.Typer):
     about 130 ms for branchwise's thirty), though a command line runs one. Here the root is built with its own
     options only; each command and group registered on it becomes an entry that LightGroup builds on first use,
     through typer's public `get_command` on a one-entry app with the root's settings, so it comes out as it would
-    inside the whole tree. `branchwise --help` lists every command, so it still builds them all.
+    inside the whole tree. `branchwise --help` lists the commands from their help texts (`LazyCommands.preview`),
+    building none.
     """
 
     def __init__(self, **kwargs: Any) -> None:

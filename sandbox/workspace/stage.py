@@ -151,6 +151,8 @@ class Stager:
         present: set[str] = set()
         for entry in split_z(self.git.run(*args, *self._pathspecs(paths))):
             tag, path = entry[0], entry[2:]
+            if self._left_out(path.rstrip("/")):
+                continue
             if not path.endswith("/"):
                 (gone if tag == "R" else present).add(path)
             elif is_nested_repo(self.root / path[:-1]):
@@ -207,7 +209,8 @@ class Stager:
 
     def _untracked_dirs(self, scopes: list[str]) -> list[str]:
         args = ("ls-files", "-o", "--directory", "--exclude-standard", "-z")
-        return [p for p in split_z(self.git.run(*args, *self._pathspecs([f"{s}/" for s in scopes]))) if p.endswith("/")]
+        found = split_z(self.git.run(*args, *self._pathspecs([f"{s}/" for s in scopes])))
+        return [p for p in found if p.endswith("/") and not self._left_out(p.rstrip("/"))]
 
     def _empty_dirs_in(self, scopes: list[str]) -> tuple[str, ...]:
         """Every non-ignored directory under `scopes` (all: []) that holds no tracked file."""
@@ -235,9 +238,19 @@ class Stager:
         return self.git.run("write-tree").decode().strip()
 
     def _pathspecs(self, paths: list[str]) -> list[str]:
-        """`-- paths...` (the whole tree when empty) minus the nested repositories."""
-        include = [f":(literal){p}" for p in paths] or ["."]
-        return ["--", *include, *(f":(exclude,literal){p}" for p in sorted(self.nested | self.special))]
+        """`-- paths...`, or the whole tree minus the nested repositories and special files when `paths` is empty.
+
+        Named paths get no exclude pathspecs: callers drop what `_left_out` names from git's answer instead.
+        git 2.39's ls-files answers nothing at all for `-- a/b/c :(exclude)x` (an exclude beside includes that
+        share a leading directory: it applies the exclude below that common prefix), so a deleted a/b/c went
+        unnoticed and a snapshot kept it whenever the workspace held a FIFO or a nested repository."""
+        if paths:
+            return ["--", *(f":(literal){p}" for p in paths)]
+        return ["--", ".", *(f":(exclude,literal){p}" for p in sorted(self.nested | self.special))]
+
+    def _left_out(self, path: str) -> bool:
+        """`path` is, or lies in, a nested repository or a special file (never staged)."""
+        return any(path == p or path.startswith(f"{p}/") for p in self.nested | self.special)
 
 
 def tracked_dirs(git: Git) -> set[str]:

@@ -14,7 +14,7 @@ from branchwise.agent.batch.tasks import discover
 from tests.conftest import BRANCHWISE, ROOT
 from tests.support.netns import loopback_only, require_netns
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(630)]  # the batch's own 600 s limit fires first
 EXAMPLES = ROOT / "examples"
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import ROOT, make_repo
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(330)]  # the run's own 300 s limit fires first
 
 
 def test_webapp_example_runs_end_to_end_with_network_off(cli, tmp_path):

@@ -17,7 +17,8 @@ import pytest
 from tests.conftest import BRANCHWISE, finish, git, make_repo, shell, write_script
 from tests.support.netns import loopback_only, require_netns
 
-pytestmark = pytest.mark.slow
+# Ray starts in tens of seconds beside other heavy tests: the commands' own 300 s limits fire before pytest's.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(330)]
 
 
 @pytest.fixture

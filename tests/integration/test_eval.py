@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import BRANCHWISE, finish, git, make_repo, write_script
 from tests.support.netns import loopback_only, require_netns
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(330)]  # the runs' own 300 s limit fires first
 
 ADD_TEST = """import unittest
 

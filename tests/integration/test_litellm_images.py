@@ -54,6 +54,7 @@ def test_a_model_without_vision_gets_text_only(server, tmp_path, monkeypatch) ->
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(270)  # the run's own 240 s limit fires first
 def test_a_run_attaches_browser_screenshots_for_a_vision_model(cli, tmp_path, server) -> None:
     """browser_screenshot in a real run: the actor names the picture, the session keeps one (browser.keep_images)."""
     config = "[planner]\nenabled = false\n[memory]\nenabled = false\n"

@@ -21,8 +21,9 @@ def server(monkeypatch):
         yield srv
 
 
-def _model(server: FakeOpenAI) -> LiteLLMModel:
-    model = LiteLLMModel("openai/fake-model", LLMSettings(api_base=server.base_url, retry_backoff_s=0.05))
+def _model(server: FakeOpenAI, notes: list[str] | None = None) -> LiteLLMModel:
+    settings = LLMSettings(api_base=server.base_url, retry_backoff_s=0.05)
+    model = LiteLLMModel("openai/fake-model", settings, notify=notes.append if notes is not None else None)
     model.preflight()
     return model
 
@@ -33,9 +34,13 @@ TOOLS = [{"type": "function", "function": {"name": n, "parameters": {"type": "ob
 def test_a_streamed_reply_with_two_tool_calls_is_assembled_by_index(server):
     calls = [{"id": "c1", "name": "shell", "arguments": {"command": "ls -la && echo done"}},
              {"id": "c2", "name": "view", "arguments": {"path": "src/app.py"}}]  # fmt: skip
-    server.script(reply("I will list the files, then read the app.", tool_calls=calls, stream_chunk=5))
-    deltas = []
-    replies = _model(server).query_stream([{"role": "user", "content": "hi"}], TOOLS, on_delta=deltas.append)
+    answer = reply("I will list the files, then read the app.", tool_calls=calls, stream_chunk=5)
+    # A second copy for a retry: beside heavy tests litellm's first call can outlast its set-up allowance, the
+    # attempt is given up (its request still takes the first copy) and retried. That is the one retry allowed.
+    server.script(answer, answer)
+    deltas, notes = [], []
+    replies = _model(server, notes).query_stream([{"role": "user", "content": "hi"}], TOOLS, on_delta=deltas.append)
+    assert all(note.startswith("model call failed (TransientFault)") for note in notes), notes
     assert server.chat_requests[0]["body"]["stream"] is True
     (r,) = replies
     assert r.content == "I will list the files, then read the app."

@@ -147,3 +147,30 @@ def test_shadow_repositories_of_deleted_workspaces_are_removed(tmp_path: Path, m
     removed = remove_orphans()
     assert [r.workspace for r in removed] == [gone.resolve()] and not removed[0].git_dir.exists()
     assert [r.workspace for r in list_shadows()] == [kept.resolve()]
+
+
+@pytest.mark.parametrize("beside", ["fifo", "nested repository"])
+def test_changes_deep_in_the_tree_are_seen_beside_a_path_the_snapshots_leave_out(tmp_path: Path, beside: str):
+    # git 2.39's ls-files answers nothing for `-- a/b/c :(exclude)x`: a FIFO or a nested repository anywhere made
+    # the incremental snapshots blind to deletions and edits below a shared leading directory.
+    root = tmp_path / "ws"
+    (root / "deep" / "er").mkdir(parents=True)
+    (root / "deep" / "er" / "gone.txt").write_text("gone\n")
+    (root / "deep" / "er" / "edited.txt").write_text("before\n")
+    (root / "deep" / "kept.txt").write_text("kept\n")
+    ws = ShadowGitWorkspace(root, tmp_path / "shadow")
+    start = ws.snapshot("start")
+    if beside == "fifo":
+        os.mkfifo(root / "pipe")
+    else:
+        _nested_repo(root)
+    ws.snapshot("beside")
+    (root / "deep" / "er" / "gone.txt").unlink()
+    (root / "deep" / "er" / "edited.txt").write_text("after, longer\n")
+    snap = ws.snapshot("changed")
+    assert ws.stats()["incremental"] >= 1
+    assert (tree_of(ws, snap), ws.info(snap).empty_dirs) == walked(root, tmp_path / "oracle")
+    assert sorted(ws.changed_paths(start, snap)) == ["deep/er/edited.txt", "deep/er/gone.txt"]
+    ws.restore(start)
+    assert (root / "deep" / "er" / "gone.txt").read_text() == "gone\n"
+    assert (root / "deep" / "er" / "edited.txt").read_text() == "before\n"
