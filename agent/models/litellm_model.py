@@ -317,9 +317,10 @@ class LiteLLMModel:
     def _before_sleep(self, state: Any) -> None:
         if self.notify:
             exc = state.outcome.exception()
+            reason = (str(exc).strip().splitlines() or [""])[0][:160]
             self.notify(
-                f"model call failed ({type(exc).__name__}); retry {state.attempt_number}/{self.settings.max_retries} "
-                f"in {state.next_action.sleep:.1f} s"
+                f"model call failed ({type(exc).__name__}: {reason}); retry {state.attempt_number}/"
+                f"{self.settings.max_retries} in {state.next_action.sleep:.1f} s"
             )
 
     def _translate(self, exc: Exception, info: ErrorInfo, attempts: int) -> ModelError:

@@ -39,8 +39,11 @@ def test_a_streamed_reply_with_two_tool_calls_is_assembled_by_index(server):
     # attempt is given up (its request still takes the first copy) and retried. That is the one retry allowed.
     server.script(answer, answer)
     deltas, notes = [], []
-    replies = _model(server, notes).query_stream([{"role": "user", "content": "hi"}], TOOLS, on_delta=deltas.append)
-    assert all(note.startswith("model call failed (TransientFault)") for note in notes), notes
+    try:
+        replies = _model(server, notes).query_stream([{"role": "user", "content": "hi"}], TOOLS, on_delta=deltas.append)
+    except Exception as exc:
+        raise AssertionError(f"{exc}; the attempts before: {notes}") from exc
+    assert all(note.startswith("model call failed (TransientFault: ") for note in notes), notes
     assert server.chat_requests[0]["body"]["stream"] is True
     (r,) = replies
     assert r.content == "I will list the files, then read the app."
