@@ -48,7 +48,7 @@ def import_litellm() -> Any:
     os.environ.setdefault("LITELLM_MODE", "PRODUCTION")  # otherwise `import litellm` runs load_dotenv()
     # litellm's own types trip pydantic warnings (TypedDict ReadOnly at import, serializer warnings on replies
     # that do not match its models); they are not ours to show.
-    warnings.filterwarnings("ignore", message=r"Items? .* on TypedDict class .* ReadOnly", category=UserWarning)
+    warnings.filterwarnings("ignore", message=r"Items? .* on TypedDict class .*ReadOnly", category=UserWarning)
     warnings.filterwarnings("ignore", message=r"(?s).*Pydantic serializer warnings", category=UserWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"pydantic\.main")
     import litellm
