@@ -6,11 +6,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 from typer.models import DefaultPlaceholder
 
 if TYPE_CHECKING:  # for annotations only: typer 0.29+ carries its own copy of click, and click costs ~15 ms
@@ -115,7 +115,7 @@ class LazyTyper(typer.Typer):
         root.commands = LazyCommands(builders, previews)
         return root
 
-    def _build(self, name: str, *, commands: list[Any] = (), groups: list[Any] = ()) -> click.Command:  # type: ignore[assignment]
+    def _build(self, name: str, *, commands: Sequence[Any] = (), groups: Sequence[Any] = ()) -> click.Command:
         one = typer.Typer(
             cls=LightGroup,
             rich_markup_mode=self.rich_markup_mode,
@@ -176,8 +176,6 @@ def _group_setting(group: Any, name: str) -> Any:
 
 
 def _preview(name: str, doc: str | None, short_help: str | None, hidden: bool) -> click.Command:
-    from typer.core import TyperCommand
-
     text = inspect.cleandoc(doc) if doc else None
     return TyperCommand(name, help=text, short_help=short_help, hidden=hidden)
 

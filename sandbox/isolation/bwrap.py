@@ -36,7 +36,6 @@ from branchwise.sandbox.isolation.layout import (
     SANDBOX_PATH,
     base_mount_args,
     command_mask_args,
-    is_stand_in,
     namespace_args,
     protected_args,
     remove_mount_points,
@@ -266,12 +265,11 @@ class BwrapSandbox:
         if read_only:
             binds = [*_read_only_binds(self._static, self.workspace, self.settings.writable_roots), *binds]
         elif protect and self.settings.mode == "workspace-write":
-            protected, created = protected_args(self.workspace, self.settings.protected)
+            protected, created, stand_ins = protected_args(self.workspace, self.settings.protected)
             binds += protected
             # The stand-ins inside .git mean what absence means: they stay until the session ends, which saves
             # making and removing them around every command.
-            self._held.update(p for p in created if is_stand_in(p))
-            created = [p for p in created if not is_stand_in(p)]
+            self._held.update(stand_ins)
         env_args: list[str] = []
         for key, value in {**self._env, **(env or {})}.items():
             if not key or "=" in key or "\0" in key + value:

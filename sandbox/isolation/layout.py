@@ -167,8 +167,9 @@ def writable_args(workspace: Path, settings: SandboxSettings) -> list[str]:
     return args
 
 
-def protected_args(workspace: Path, protected: list[str]) -> tuple[list[str], list[Path]]:
-    """Binds that keep protected paths read-only, and the mount-point files bwrap will create on the host.
+def protected_args(workspace: Path, protected: list[str]) -> tuple[list[str], list[Path], list[Path]]:
+    """Binds that keep protected paths read-only, the mount-point files bwrap will create on the host, and the
+    stand-ins made for missing git-directory entries (they may stay while the session lasts).
 
     An existing path is bound onto itself read-only (writes fail with EROFS, rename and delete with
     EBUSY). A missing one gets /dev/null, so it cannot be created; bwrap leaves an empty file behind
@@ -180,6 +181,7 @@ def protected_args(workspace: Path, protected: list[str]) -> tuple[list[str], li
     self_binds: list[str] = []
     ro_binds: list[str] = []
     created: list[Path] = []
+    stand_ins: list[Path] = []
     home_like = workspace == Path.home() or workspace.parent in (Path("/home"), Path("/root"))
     root = str(workspace)
     kinds: dict[str, int | None] = {}  # path -> st_mode (None: missing); strings: this runs for every command
@@ -200,7 +202,7 @@ def protected_args(workspace: Path, protected: list[str]) -> tuple[list[str], li
             if kind is not None and stat.S_ISDIR(kind):
                 if d not in self_binds:
                     self_binds += ["--bind", d, d]
-            elif kind is not None and (stat.S_ISREG(kind) or Path(d).is_file()) and d not in ro_binds:
+            elif kind is not None and Path(d).is_file() and d not in ro_binds:  # a file, or a link to one
                 # A linked worktree's `.git` file names the git dir: rewriting it could swap in hooks.
                 ro_binds += ["--ro-bind", d, d]
                 break
@@ -211,13 +213,14 @@ def protected_args(workspace: Path, protected: list[str]) -> tuple[list[str], li
                 path = Path(target)
                 if _git_placeholder(path):
                     ro_binds += ["--ro-bind", target, target]
+                    stand_ins.append(path)
                 else:
                     ro_binds += ["--ro-bind", "/dev/null", target]
-                created.append(path)
+                    created.append(path)
             continue
         # -try: a dangling symlink has nothing to protect.
         ro_binds += ["--ro-bind-try", target, target]
-    return self_binds + ro_binds, created
+    return self_binds + ro_binds, created, stand_ins
 
 
 # Missing paths inside a git directory that git itself reads when they exist: the mount point the host sees while
@@ -225,11 +228,6 @@ def protected_args(workspace: Path, protected: list[str]) -> tuple[list[str], li
 # is a fatal error to git; `.` names the git directory itself). Directories get an empty directory.
 _GIT_FILE_PLACEHOLDERS = {"commondir": b".\n"}
 _GIT_DIR_PLACEHOLDERS = frozenset({"worktrees", "modules"})
-
-
-def is_stand_in(path: Path) -> bool:
-    """Whether `path` is where protected_args puts a stand-in (rather than a bwrap mount point) when it is missing."""
-    return path.parent.name == ".git" and (path.name in _GIT_DIR_PLACEHOLDERS or path.name in _GIT_FILE_PLACEHOLDERS)
 
 
 def _git_placeholder(target: Path) -> bool:
