@@ -62,8 +62,13 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# The revision bench/sandbox.py compares the sandbox's per-command cost with: the foundation, before issue 8.
+SANDBOX_BASELINE ?= eb6e98d
+
 bench: setup
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in bench/*.py; do echo "== $$b"; \
+	  case $$b in bench/sandbox.py) args="--against $(SANDBOX_BASELINE)";; *) args="";; esac; \
+	  $(PY) $$b $$args || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

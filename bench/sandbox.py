@@ -2,14 +2,22 @@
 
 Runs each command N times through both runners, interleaved so that load on the machine hits both
 alike, and prints median and p10/p90 milliseconds, the overhead and the ratio. The last line is a JSON
-summary. Usage: python bench/sandbox.py [--runs N] [--network off|proxy|on] [--mode M]
+summary. Usage: python bench/sandbox.py [--runs N] [--network off|proxy|on] [--mode M] [--against REV]
+
+`--against REV` also measures `true` in a real git repository through this checkout's sandbox and through
+the sandbox of revision REV (a git worktree of it, made and removed here), in alternating rounds of fresh
+processes, and reports the ratio: whether a change made the sandbox slower than it was.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
+import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Callable
@@ -41,11 +49,79 @@ def _spread(values: list[float]) -> str:
     return f"p10 {_pct(values, 0.1):6.2f}, p90 {_pct(values, 0.9):6.2f}"
 
 
+# One round in a fresh process: the sandbox of whichever checkout `branchwise` names on its path.
+_ROUND = """
+import json, statistics, sys, time
+from pathlib import Path
+try:
+    from branchwise.sandbox.isolation.bwrap import BwrapSandbox
+except ImportError:  # revisions before the sandbox was split into subpackages
+    from branchwise.sandbox.bwrap import BwrapSandbox
+with BwrapSandbox(Path(sys.argv[1])) as box:
+    for _ in range(5):
+        box.run(["true"])
+    times = []
+    for _ in range(int(sys.argv[2])):
+        start = time.perf_counter()
+        box.run(["true"])
+        times.append((time.perf_counter() - start) * 1000)
+print(json.dumps(statistics.median(times)))
+"""
+_REPO = Path(__file__).resolve().parent.parent
+
+
+def _round(checkout: Path, workspace: Path, runs: int, home: Path) -> float:
+    """Median ms of `true` through `checkout`'s sandbox. Without site (-S) the editable install of this
+    checkout cannot answer for the other one; site-packages still gives the dependencies."""
+    pkg = home / checkout.name
+    pkg.mkdir(exist_ok=True)
+    if not (pkg / "branchwise").exists():
+        (pkg / "branchwise").symlink_to(checkout)
+    env = {**os.environ, "PYTHONPATH": f"{pkg}:{sysconfig.get_paths()['purelib']}"}
+    done = subprocess.run([sys.executable, "-S", "-c", _ROUND, str(workspace), str(runs)], env=env, cwd=home,
+                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"the round in {checkout} failed: {done.stderr.strip()[-500:]}")
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def against(rev: str, runs: int, rounds: int = 5) -> dict[str, float | str]:
+    """This checkout against revision `rev`, rounds alternating, on a real git repository."""
+    git = ["git", "-C", str(_REPO)]
+    known = subprocess.run([*git, "cat-file", "-e", f"{rev}^{{commit}}"], capture_output=True, check=False)
+    if known.returncode != 0:  # a shallow clone, say
+        print(f"no comparison: revision {rev} is not in this clone")
+        return {"rev": rev, "skipped": "revision not in this clone"}
+    with tempfile.TemporaryDirectory(prefix="branchwise-bench-vs-") as tmp:
+        home = Path(tmp)
+        base = home / "base"
+        subprocess.run([*git, "worktree", "add", "--detach", "-q", str(base), rev], check=True)
+        try:
+            repo = home / "repo"
+            repo.mkdir()
+            (repo / "a.txt").write_text("a\n")
+            for step in (["init", "-q"], ["add", "a.txt"], ["-c", "user.name=b", "-c", "user.email=b@b", "commit",
+                                                           "-qm", "init"]):  # fmt: skip
+                subprocess.run(["git", "-C", str(repo), *step], check=True)
+            now: list[float] = []
+            then: list[float] = []
+            for _ in range(rounds):
+                now.append(_round(_REPO, repo, runs, home))
+                then.append(_round(base, repo, runs, home))
+        finally:
+            subprocess.run([*git, "worktree", "remove", "--force", str(base)], check=False)
+    n, t = statistics.median(now), statistics.median(then)
+    print(f"true in a git repository: this checkout {n:6.2f} ms, {rev} {t:6.2f} ms, ratio {n / t:5.2f}x "
+          f"(medians of {rounds} alternating rounds of {runs})")  # fmt: skip
+    return {"rev": rev, "this_ms": round(n, 2), "rev_ms": round(t, 2), "ratio": round(n / t, 3)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=60)
     parser.add_argument("--network", default="off", choices=["off", "proxy", "on"])
     parser.add_argument("--mode", default="workspace-write", choices=["read-only", "workspace-write"])
+    parser.add_argument("--against", metavar="REV", help="also compare with the sandbox of git revision REV")
     args = parser.parse_args()
     summary: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="branchwise-bench-") as tmp:
@@ -85,6 +161,7 @@ def main() -> None:
                 "mode": args.mode,
                 "setup_ms": round(setup_ms, 1),
                 "commands": summary,
+                **({"against": against(args.against, args.runs)} if args.against else {}),
             }
         )
     )

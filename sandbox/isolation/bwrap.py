@@ -4,7 +4,8 @@ Everything per session (seccomp program, cgroups, network namespace, keeper, pro
 in the constructor. Commands are forked by one spawner thread that has joined the session's cgroups
 and network namespace, so each is born inside them; it is launched as `sh -c <set rlimits> -- bwrap
 <flags> -- argv` from an empty environment (bwrap's own pid 1 keeps the environment it is started
-with, and the sandbox can read it from /proc/1/environ). A command costs one sh and one bwrap.
+with, and the sandbox can read it from /proc/1/environ). A command costs one sh and one bwrap. As root
+the spawner thread also has a mount namespace of its own, where host files are masked once (mountns.py).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from branchwise.sandbox.isolation.layout import (
     HOME_IN_SANDBOX,
     MASKED_DIRS,
     SANDBOX_PATH,
+    CommandMasks,
     base_mount_args,
     command_mask_args,
     namespace_args,
@@ -42,6 +44,7 @@ from branchwise.sandbox.isolation.layout import (
     static_masks,
     writable_args,
 )
+from branchwise.sandbox.isolation.mountns import SpawnerMounts
 from branchwise.sandbox.isolation.process import Detach, run_capped
 from branchwise.sandbox.isolation.proxy import PROXY_PORT, EgressDecision, EgressProxy, bridge_script
 from branchwise.sandbox.isolation.quota import WorkspaceQuota
@@ -109,6 +112,7 @@ class BwrapSandbox:
         # Commands are started from one long-lived thread: it joins the session's cgroups and network,
         # and bwrap's --die-with-parent fires when the *thread* that forked bwrap exits.
         self._spawner = ThreadPoolExecutor(1, thread_name_prefix="branchwise-sandbox")
+        self._mounts = SpawnerMounts()  # as root, the spawner masks host files in a mount namespace of its own
         self._bg = BackgroundSet(self.session_dir)
         self._infra = BackgroundSet(self.session_dir)
         self._launches: dict[str, Launch] = {}
@@ -144,11 +148,13 @@ class BwrapSandbox:
         shared_net = self._keeper is not None and self._keeper.private_net
         hidden = [] if any(self.session_dir.is_relative_to(d) for d in MASKED_DIRS) else [self.session_dir]
         self._masked = frozenset(static_masks(s, self.workspace, hidden=hidden))
-        self._static = [
-            *namespace_args(unshare_net=s.network != "on" and not shared_net),
-            *base_mount_args(s, self.workspace, hidden=hidden),
-            *writable_args(self.workspace, s),
-        ]
+        base = base_mount_args(s, self.workspace, hidden=hidden)
+        self._head = [*namespace_args(unshare_net=s.network != "on" and not shared_net), *base.head]
+        self._static_files, self._early, self._late = base.files, base.early, base.late
+        self._writable = writable_args(self.workspace, s)
+        empty = self.session_dir / "empty"  # what a missing protected path reads as (see protected_args)
+        empty.touch(0o444)
+        self._empty = str(empty)
         self._env = {"PATH": SANDBOX_PATH, "HOME": HOME_IN_SANDBOX, "TMPDIR": "/tmp", "LANG": "C.UTF-8"}
         prefix = self._keeper.prefix if self._keeper else []
         limits = s.limits
@@ -178,9 +184,15 @@ class BwrapSandbox:
             self._cgroups.join_thread()
         if self._keeper is not None:
             self._keeper.join_thread()
+        self._mounts.enter()  # when it cannot (not root), bwrap masks the files itself
 
-    def _popen(self, *args: Any, **kwargs: Any) -> subprocess.Popen[Any]:
-        return self._spawner.submit(subprocess.Popen, *args, **kwargs).result()
+    def _spawn(self, masks: list[Path], start: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Runs in the spawner thread: the host files of `masks` covered in its namespace, then `start`."""
+        self._mounts.ensure(map(str, masks))
+        return start(*args, **kwargs)
+
+    def _popen(self, masks: list[Path], *args: Any, **kwargs: Any) -> subprocess.Popen[Any]:
+        return self._spawner.submit(self._spawn, masks, subprocess.Popen, *args, **kwargs).result()
 
     def _socket_policy(self) -> SocketPolicy:
         if self.settings.network == "on":
@@ -226,8 +238,8 @@ class BwrapSandbox:
         extra: Sequence[str] = (),
         protect: bool = True,
         status: bool = False,
-    ) -> Iterator[tuple[list[str], Launch]]:
-        """The full command line for one command and its Launch, while it is being started."""
+    ) -> Iterator[tuple[list[str], Launch, list[Path]]]:
+        """The full command line for one command, its Launch, and the host files the spawner masks for it."""
         with self._lock:
             if self._closed:
                 raise SandboxError("the sandbox session is closed")
@@ -237,8 +249,8 @@ class BwrapSandbox:
             launch = Launch(self._bpf, status=status)
             if status:
                 argv = [*WAITER_ARGV, str(launch.status_w), *argv]
-            flags, created = self._flags(argv, cwd, env, extra=extra, protect=protect)
-            yield [*self._launcher, *flags, *launch.bwrap_args, "--", *argv], launch
+            flags, created, masks = self._flags(argv, cwd, env, extra=extra, protect=protect, in_spawner=True)
+            yield [*self._launcher, *flags, *launch.bwrap_args, "--", *argv], launch, masks
         finally:
             with self._lock:
                 self._active -= 1
@@ -254,18 +266,26 @@ class BwrapSandbox:
         extra: Sequence[str] = (),
         protect: bool = True,
         read_only: bool = False,
-    ) -> tuple[list[str], list[Path]]:
-        """bwrap's flags for one command (all but the per-launch fds), and the mount-point files bwrap will
-        create for missing protected paths. `read_only`: the workspace and writable roots are bound read-only
-        (no protected-path mounts needed, so none are left behind)."""
+        in_spawner: bool = False,
+    ) -> tuple[list[str], list[Path], list[Path]]:
+        """bwrap's flags for one command (all but the per-launch fds), the mount-point files bwrap will create
+        for missing protected paths, and the host files to mask in the spawner's namespace (`in_spawner`: the
+        command is forked there; else, or without that namespace, bwrap masks them). `read_only`: the workspace
+        and writable roots are bound read-only (no protected-path mounts needed, so none are left behind)."""
         if not argv or any("\0" in arg for arg in argv):
             raise SandboxError("empty command, or an argument with a NUL byte")
         created: list[Path] = []
-        binds = command_mask_args(self.settings, self.workspace, masked=self._masked) if protect else []
+        masks = CommandMasks(inside=[], late=[], files=[])
+        if protect:
+            masks = command_mask_args(self.settings, self.workspace, masked=self._masked)
+        files = [*self._static_files, *masks.files]
+        in_namespace = in_spawner and self._mounts.active
+        file_flags = [] if in_namespace else [a for p in files for a in ("--ro-bind", "/dev/null", str(p))]
+        binds = masks.inside
         if read_only:
-            binds = [*_read_only_binds(self._static, self.workspace, self.settings.writable_roots), *binds]
+            binds = [*_read_only_binds(self._writable, self.workspace, self.settings.writable_roots), *binds]
         elif protect and self.settings.mode == "workspace-write":
-            protected, created, stand_ins = protected_args(self.workspace, self.settings.protected)
+            protected, created, stand_ins = protected_args(self.workspace, self.settings.protected, empty=self._empty)
             binds += protected
             # The stand-ins inside .git mean what absence means: they stay until the session ends, which saves
             # making and removing them around every command.
@@ -276,7 +296,9 @@ class BwrapSandbox:
                 raise SandboxError(f"invalid environment variable {key!r}")
             env_args += ["--setenv", key, value]
         workdir = self.workspace / cwd if cwd is not None else self.workspace  # relative: to the workspace
-        return [*self._static, *binds, *extra, "--clearenv", *env_args, "--chdir", str(workdir)], created
+        mounts = [*self._head, *file_flags, *self._early, *self._writable, *binds, *masks.late, *self._late]
+        flags = [*mounts, *extra, "--clearenv", *env_args, "--chdir", str(workdir)]
+        return flags, created, files if in_namespace else []
 
     def _remove_leftovers_if_idle(self) -> None:
         # Unlinking a mount point detaches it in every sandbox still using it, so wait for none.
@@ -287,9 +309,11 @@ class BwrapSandbox:
 
     def _start(self, into: BackgroundSet, argv: Sequence[str], cwd: Path | None,
                env: Mapping[str, str] | None, **opts: Any) -> BackgroundProcess:  # fmt: skip
-        with self._command(argv, cwd, env, **opts) as (full, launch):
+        with self._command(argv, cwd, env, **opts) as (full, launch, masks):
             try:
-                start = self._spawner.submit(into.start, full, cwd=Path("/"), env={}, pass_fds=launch.pass_fds)
+                start = self._spawner.submit(
+                    self._spawn, masks, into.start, full, cwd=Path("/"), env={}, pass_fds=launch.pass_fds
+                )
                 record = start.result()
             except BaseException:
                 launch.close()
@@ -319,7 +343,7 @@ class BwrapSandbox:
                   stdin: bytes | None, limits: OutputLimits | None, keep_background: bool) -> ExecResult:  # fmt: skip
         if self._quota:
             self._quota.settle()
-        with self._command(argv, cwd, env, status=keep_background) as (full, launch):
+        with self._command(argv, cwd, env, status=keep_background) as (full, launch, masks):
             trips = self._quota.trips if self._quota else 0
             self._running.add(launch)
             detach = None
@@ -328,7 +352,7 @@ class BwrapSandbox:
                 detach = Detach(adopt=lambda proc, _code: self._adopt(proc, launch, argv, workdir),
                                 status_fd=launch.status_r)  # fmt: skip
             try:
-                popen = functools.partial(self._started, launch)
+                popen = functools.partial(self._started, launch, masks)
                 result = run_capped(
                     full, cwd=Path("/"), env={}, timeout=timeout, stdin=stdin, limits=limits,
                     pass_fds=launch.pass_fds, popen=popen, detach=detach,
@@ -368,7 +392,7 @@ class BwrapSandbox:
         with self._lock:
             if self._closed:
                 raise SandboxError("the sandbox session is closed")
-            flags, created = self._flags(argv, cwd, env, extra=extra, read_only=nested_sandbox)
+            flags, created, _ = self._flags(argv, cwd, env, extra=extra, read_only=nested_sandbox)
             # Its mount points must stay while it may run: they go when the session closes.
             self._held.update(created)
         launcher = self._external_launcher
@@ -390,10 +414,10 @@ class BwrapSandbox:
             seccomp_file=seccomp_file,
         )
 
-    def _started(self, launch: Launch, *args: Any, **kwargs: Any) -> subprocess.Popen[Any]:
+    def _started(self, launch: Launch, masks: list[Path], *args: Any, **kwargs: Any) -> subprocess.Popen[Any]:
         try:
-            proc = self._popen(*args, **kwargs)
-        except OSError as exc:  # fork itself failed, e.g. the session's pids limit is exhausted
+            proc = self._popen(masks, *args, **kwargs)
+        except (OSError, SandboxError) as exc:  # fork failed (the session's pids limit is exhausted), or a mask
             raise _SpawnFailed(str(exc)) from exc
         launch.started()
         return proc
@@ -489,9 +513,9 @@ class BwrapSandbox:
         self.close()
 
 
-def _read_only_binds(static: list[str], workspace: Path, roots: list[Path]) -> list[str]:
-    """Binds that cover the writable workspace and roots of `static` with read-only ones."""
-    if "--bind" not in static:
+def _read_only_binds(writable: list[str], workspace: Path, roots: list[Path]) -> list[str]:
+    """Binds that cover the writable workspace and roots (bound by `writable`) with read-only ones."""
+    if "--bind" not in writable:
         return []
     return [arg for path in (workspace, *roots) for arg in ("--ro-bind", str(path), str(path))]
 

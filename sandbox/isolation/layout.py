@@ -1,12 +1,16 @@
 """The filesystem a sandboxed command sees, as bwrap arguments.
 
-Order matters to bwrap: later mounts cover earlier ones. The root goes in read-only, then the masks
-(tmpfs over directories that hold secrets or host sockets, /dev/null over secret files), then the
-workspace and other writable roots, then the protected paths inside the workspace, read-only again.
+Order matters to bwrap: later mounts cover earlier ones. The root goes in read-only, then /dev/null over
+secret files, the tmpfs masks that hold the workspace (/tmp, when it is there), the workspace and other
+writable roots, the protected paths inside the workspace (read-only again), and last every other tmpfs mask
+(directories that hold secrets or host sockets): bwrap rereads the whole mount table for each bind, and the
+table is shorter while those are not yet mounted. Started by root, the session masks host files in the
+spawner's mount namespace instead (see mountns.py), and they are not bwrap flags at all.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import glob
 import os
@@ -42,20 +46,40 @@ def namespace_args(*, unshare_net: bool) -> list[str]:
     return [*args, "--die-with-parent", "--new-session", "--disable-userns"]
 
 
-def base_mount_args(settings: SandboxSettings, workspace: Path, *, hidden: list[Path]) -> list[str]:
+@dataclasses.dataclass
+class BaseMounts:
+    """The mounts every command of a session gets, in bwrap's order around the workspace bind: `head` first
+    (read-only root, /dev, /proc), then the `files` to cover with /dev/null, then `early` (the tmpfs masks that
+    hold or lie inside the workspace or a writable root), the workspace, and `late` (every other tmpfs mask and
+    the HOME). bwrap rereads the whole mount table for each bind it makes, so binds made while the table is
+    still short cost less: masks that need not come before the workspace come after what binds inside it."""
+
+    head: list[str]
+    files: list[Path]
+    early: list[str]
+    late: list[str]
+
+
+def base_mount_args(settings: SandboxSettings, workspace: Path, *, hidden: list[Path]) -> BaseMounts:
     """Read-only root, fresh /dev and /proc, tmpfs masks (the MASKED_DIRS and every home directory, wherever
     it is), deny_read masks outside the workspace, a HOME."""
     # A read-only /proc: the uid inside maps to the caller's, so a sandbox started by root would pass
     # the owner checks of host-global files such as /proc/sys/kernel/core_pattern. bwrap only covers
     # /proc/sys when its own access() test says it is writable, and that test runs without caps.
-    args = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--remount-ro", "/proc"]
+    head = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--remount-ro", "/proc"]
+    roots = [workspace, *settings.writable_roots]
+    early: list[str] = []
+    late: list[str] = []
+    files: list[Path] = []
     # Writable (private, per command) rather than read-only: the workspace may lie inside one of them, and
     # bwrap must be able to create the folders it is mounted on.
-    for d in tmpfs_dirs():
-        args += ["--size", str(settings.limits.tmp_size_mb * 1024 * 1024), "--tmpfs", str(d)]
-    for path in static_masks(settings, workspace, hidden=hidden):
-        args += mask_args(path, private_size=settings.limits.tmp_size_mb)
-    return [*args, "--dir", HOME_IN_SANDBOX]
+    for path in [*tmpfs_dirs(), *static_masks(settings, workspace, hidden=hidden)]:
+        if not path.is_dir():
+            files.append(path)
+            continue
+        mask = mask_args(path, private_size=settings.limits.tmp_size_mb)
+        (early if any(_under(r, path) or _under(path, r) for r in roots) else late).extend(mask)
+    return BaseMounts(head=head, files=files, early=early, late=[*late, "--dir", HOME_IN_SANDBOX])
 
 
 def static_masks(settings: SandboxSettings, workspace: Path, *, hidden: list[Path]) -> list[Path]:
@@ -70,27 +94,42 @@ def tmpfs_dirs() -> list[Path]:
     return dirs + [h for h in home_directories() if not any(_under(h, d) for d in dirs)]
 
 
+@dataclasses.dataclass
+class CommandMasks:
+    """Masks computed for each command: `inside` follow the workspace bind, `late` are tmpfs masks elsewhere
+    (they go with BaseMounts.late), `files` are host files outside the workspace to cover with /dev/null."""
+
+    inside: list[str]
+    late: list[str]
+    files: list[Path]
+
+
 def command_mask_args(
     settings: SandboxSettings, workspace: Path, *, masked: frozenset[Path] = frozenset()
-) -> list[str]:
+) -> CommandMasks:
     """Masks computed for each command (they follow the workspace bind): deny_read paths inside the workspace,
     files only root may read when the sandbox reads as root, and, unless the network is on, the host's Unix
     sockets (network off means no host socket of any family, and a socket is reached by its path alone).
     `masked`: paths the session's static flags mask already (each mount costs every command time)."""
-    args = workspace_mask_args(workspace, settings.deny_read)
+    masks = CommandMasks(inside=workspace_mask_args(workspace, settings.deny_read), late=[], files=[])
     writable = (workspace, *settings.writable_roots)
     epoch = int(time.monotonic() // _RESCAN_S)
     covered, root_only = _host_masks(tuple(settings.deny_read), writable, epoch, root_only_generation())
     for path in root_only:
         if path not in masked and os.path.lexists(path):  # a mask over a path that is gone fails every command
-            args += mask_args(path, private_size=settings.limits.tmp_size_mb)
+            if path.is_dir():
+                masks.late += mask_args(path, private_size=settings.limits.tmp_size_mb)
+            else:
+                masks.files.append(path)
     if settings.network != "on":
         for sock in host_unix_sockets():
             # Under a tmpfs mask it is gone anyway (and bwrap could not create a mount point in a read-only one);
             # inside the workspace or a writable root it is visible again, so it is masked there too.
-            if any(_under(sock, w) for w in writable) or not any(_under(sock, d) for d in covered):
-                args += ["--ro-bind", "/dev/null", str(sock)]
-    return args
+            if any(_under(sock, w) for w in writable):
+                masks.inside += ["--ro-bind", "/dev/null", str(sock)]
+            elif not any(_under(sock, d) for d in covered):
+                masks.files.append(sock)
+    return masks
 
 
 @functools.lru_cache(maxsize=8)
@@ -167,15 +206,19 @@ def writable_args(workspace: Path, settings: SandboxSettings) -> list[str]:
     return args
 
 
-def protected_args(workspace: Path, protected: list[str]) -> tuple[list[str], list[Path], list[Path]]:
+def protected_args(
+    workspace: Path, protected: list[str], *, empty: str = "/dev/null"
+) -> tuple[list[str], list[Path], list[Path]]:
     """Binds that keep protected paths read-only, the mount-point files bwrap will create on the host, and the
     stand-ins made for missing git-directory entries (they may stay while the session lasts).
 
     An existing path is bound onto itself read-only (writes fail with EROFS, rename and delete with
-    EBUSY). A missing one gets /dev/null, so it cannot be created; bwrap leaves an empty file behind
-    for that, which `remove_mount_points` deletes later. Missing shell rc files are left alone unless
-    the workspace is a home directory, the only place a shell reads them (each mount costs ~0.3 ms
-    per command). Every directory between the workspace and a protected path is bound onto itself
+    EBUSY). A missing one gets the `empty` file, read-only, so it cannot be created; bwrap leaves an empty
+    file behind for that, which `remove_mount_points` deletes later. (An empty regular file rather than
+    /dev/null: the mount is nodev, so /dev/null there fails every read with EACCES, and git, which reads
+    `.git/objects/info/alternates` when it exists, would warn about it on every command.) Missing shell rc
+    files are left alone unless the workspace is a home directory, the only place a shell reads them (each
+    mount costs ~0.3 ms per command). Every directory between the workspace and a protected path is bound onto itself
     (writable) so it cannot be renamed away with the protection inside it.
     """
     self_binds: list[str] = []
@@ -215,7 +258,7 @@ def protected_args(workspace: Path, protected: list[str]) -> tuple[list[str], li
                     ro_binds += ["--ro-bind", target, target]
                     stand_ins.append(path)
                 else:
-                    ro_binds += ["--ro-bind", "/dev/null", target]
+                    ro_binds += ["--ro-bind", empty, target]
                     created.append(path)
             continue
         # -try: a dangling symlink has nothing to protect.

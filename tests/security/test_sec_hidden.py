@@ -172,6 +172,28 @@ def test_files_only_root_may_read_stay_hidden_from_a_sandbox_started_by_root(wor
     assert out[str(workspace / "own.secret")] == "the project's own file\n"
 
 
+def test_a_hidden_host_file_stays_hidden_when_the_host_replaces_it(workspace: Path, outside_dir: Path) -> None:
+    # As root the masks over host files live in the spawner's own mount namespace, made once: one the host
+    # replaces (rename over it, as editors and passwd do) or deletes and recreates must be covered again.
+    secret = outside_dir / "token"
+    secret.write_text("hunter2 v1\n")
+    with BwrapSandbox(workspace, SandboxSettings(deny_read=[str(secret)])) as box:
+        assert "hunter2" not in sh(box, f"cat {secret}").output
+        fresh = outside_dir / "token.new"
+        fresh.write_text("hunter2 v2\n")
+        fresh.rename(secret)
+        assert "hunter2" not in sh(box, f"cat {secret}").output
+        secret.unlink()
+        gone = sh(box, f"cat {secret}; echo ran")
+        assert "ran" in gone.output, gone.output  # a mask over a path that is gone fails no command
+        secret.write_text("hunter2 v3\n")
+        again = sh(box, f"cat {secret}; umount {secret}; cat {secret}")
+        assert "hunter2" not in again.output, again.output  # nor can the sandbox take the mask off
+        # Nothing of it shows in the host's own mount table, and the host reads the file as it is.
+        assert str(outside_dir) not in Path("/proc/self/mountinfo").read_text()
+        assert secret.read_text() == "hunter2 v3\n"
+
+
 def test_the_workspace_disk_quota_stops_a_command_that_fills_it(workspace: Path) -> None:
     limits = LimitSettings(workspace_mb=40)
     with BwrapSandbox(workspace, SandboxSettings(limits=limits)) as box:
