@@ -51,7 +51,7 @@ def _spread(values: list[float]) -> str:
 
 # One round in a fresh process: the sandbox of whichever checkout `branchwise` names on its path.
 _ROUND = """
-import json, statistics, sys, time
+import json, resource, statistics, sys, time
 from pathlib import Path
 try:
     from branchwise.sandbox.isolation.bwrap import BwrapSandbox
@@ -61,18 +61,22 @@ with BwrapSandbox(Path(sys.argv[1])) as box:
     for _ in range(5):
         box.run(["true"])
     times = []
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     for _ in range(int(sys.argv[2])):
         start = time.perf_counter()
         box.run(["true"])
         times.append((time.perf_counter() - start) * 1000)
-print(json.dumps(statistics.median(times)))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000 / len(times)
+print(json.dumps([statistics.median(times), cpu]))
 """
 _REPO = Path(__file__).resolve().parent.parent
 
 
-def _round(checkout: Path, workspace: Path, runs: int, home: Path) -> float:
-    """Median ms of `true` through `checkout`'s sandbox. Without site (-S) the editable install of this
-    checkout cannot answer for the other one; site-packages still gives the dependencies."""
+def _round(checkout: Path, workspace: Path, runs: int, home: Path) -> tuple[float, float]:
+    """(median wall ms, CPU ms of the processes it started) of `true` through `checkout`'s sandbox. Without
+    site (-S) the editable install of this checkout cannot answer for the other one; site-packages still gives
+    the dependencies."""
     pkg = home / checkout.name
     pkg.mkdir(exist_ok=True)
     if not (pkg / "branchwise").exists():
@@ -82,10 +86,11 @@ def _round(checkout: Path, workspace: Path, runs: int, home: Path) -> float:
                           capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
     if done.returncode != 0:
         raise SystemExit(f"the round in {checkout} failed: {done.stderr.strip()[-500:]}")
-    return float(done.stdout.strip().splitlines()[-1])
+    wall, cpu = json.loads(done.stdout.strip().splitlines()[-1])
+    return float(wall), float(cpu)
 
 
-def against(rev: str, runs: int, rounds: int = 5) -> dict[str, float | str]:
+def against(rev: str, runs: int, rounds: int = 9) -> dict[str, float | str]:
     """This checkout against revision `rev`, rounds alternating, on a real git repository."""
     git = ["git", "-C", str(_REPO)]
     known = subprocess.run([*git, "cat-file", "-e", f"{rev}^{{commit}}"], capture_output=True, check=False)
@@ -103,17 +108,20 @@ def against(rev: str, runs: int, rounds: int = 5) -> dict[str, float | str]:
             for step in (["init", "-q"], ["add", "a.txt"], ["-c", "user.name=b", "-c", "user.email=b@b", "commit",
                                                            "-qm", "init"]):  # fmt: skip
                 subprocess.run(["git", "-C", str(repo), *step], check=True)
-            now: list[float] = []
-            then: list[float] = []
+            now: list[tuple[float, float]] = []
+            then: list[tuple[float, float]] = []
             for _ in range(rounds):
                 now.append(_round(_REPO, repo, runs, home))
                 then.append(_round(base, repo, runs, home))
         finally:
             subprocess.run([*git, "worktree", "remove", "--force", str(base)], check=False)
-    n, t = statistics.median(now), statistics.median(then)
-    print(f"true in a git repository: this checkout {n:6.2f} ms, {rev} {t:6.2f} ms, ratio {n / t:5.2f}x "
-          f"(medians of {rounds} alternating rounds of {runs})")  # fmt: skip
-    return {"rev": rev, "this_ms": round(n, 2), "rev_ms": round(t, 2), "ratio": round(n / t, 3)}
+    n, t = (statistics.median(w for w, _ in now), statistics.median(w for w, _ in then))
+    nc, tc = (statistics.median(c for _, c in now), statistics.median(c for _, c in then))
+    print(f"true in a git repository: this checkout {n:6.2f} ms, {rev} {t:6.2f} ms, ratio {n / t:5.2f}x; CPU of the "
+          f"processes started {nc:5.2f} against {tc:5.2f} ms, ratio {nc / tc:5.2f}x (medians of {rounds} alternating "
+          f"rounds of {runs})")  # fmt: skip
+    return {"rev": rev, "this_ms": round(n, 2), "rev_ms": round(t, 2), "ratio": round(n / t, 3),
+            "this_cpu_ms": round(nc, 2), "rev_cpu_ms": round(tc, 2), "cpu_ratio": round(nc / tc, 3)}  # fmt: skip
 
 
 def main() -> None:

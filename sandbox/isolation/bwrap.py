@@ -44,7 +44,7 @@ from branchwise.sandbox.isolation.layout import (
     static_masks,
     writable_args,
 )
-from branchwise.sandbox.isolation.mountns import SpawnerMounts
+from branchwise.sandbox.isolation.mountns import SpawnerMounts, SpawnerWork
 from branchwise.sandbox.isolation.process import Detach, run_capped
 from branchwise.sandbox.isolation.proxy import PROXY_PORT, EgressDecision, EgressProxy, bridge_script
 from branchwise.sandbox.isolation.quota import WorkspaceQuota
@@ -150,6 +150,11 @@ class BwrapSandbox:
         self._masked = frozenset(static_masks(s, self.workspace, hidden=hidden))
         base = base_mount_args(s, self.workspace, hidden=hidden)
         self._head = [*namespace_args(unshare_net=s.network != "on" and not shared_net), *base.head]
+        # Forked by the spawner, a command binds the /dev it made (see mountns.py); others get bwrap's own.
+        self._spawner_head = self._head
+        if self._mounts.dev is not None:
+            at = self._head.index("--dev")
+            self._spawner_head = [*self._head[:at], "--dev-bind", str(self._mounts.dev), "/dev", *self._head[at + 2 :]]
         self._static_files, self._early, self._late = base.files, base.early, base.late
         self._writable = writable_args(self.workspace, s)
         empty = self.session_dir / "empty"  # what a missing protected path reads as (see protected_args)
@@ -184,14 +189,20 @@ class BwrapSandbox:
             self._cgroups.join_thread()
         if self._keeper is not None:
             self._keeper.join_thread()
-        self._mounts.enter()  # when it cannot (not root), bwrap masks the files itself
+        if self._mounts.enter() is None:  # when it cannot (not root), bwrap masks the files and makes /dev itself
+            dev = self.session_dir / "dev"
+            dev.mkdir()
+            self._mounts.prepare_dev(dev)
 
-    def _spawn(self, masks: list[Path], start: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Runs in the spawner thread: the host files of `masks` covered in its namespace, then `start`."""
-        self._mounts.ensure(map(str, masks))
+    def _spawn(self, masks: SpawnerWork | None, start: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Runs in the spawner thread: its namespace's masks and protections as `masks` says, then `start`."""
+        if masks is not None:
+            self._mounts.ensure(masks.files)
+            if masks.binds is not None:
+                self._mounts.ensure_binds(masks.binds)
         return start(*args, **kwargs)
 
-    def _popen(self, masks: list[Path], *args: Any, **kwargs: Any) -> subprocess.Popen[Any]:
+    def _popen(self, masks: SpawnerWork | None, *args: Any, **kwargs: Any) -> subprocess.Popen[Any]:
         return self._spawner.submit(self._spawn, masks, subprocess.Popen, *args, **kwargs).result()
 
     def _socket_policy(self) -> SocketPolicy:
@@ -238,7 +249,7 @@ class BwrapSandbox:
         extra: Sequence[str] = (),
         protect: bool = True,
         status: bool = False,
-    ) -> Iterator[tuple[list[str], Launch, list[Path]]]:
+    ) -> Iterator[tuple[list[str], Launch, SpawnerWork | None]]:
         """The full command line for one command, its Launch, and the host files the spawner masks for it."""
         with self._lock:
             if self._closed:
@@ -267,11 +278,12 @@ class BwrapSandbox:
         protect: bool = True,
         read_only: bool = False,
         in_spawner: bool = False,
-    ) -> tuple[list[str], list[Path], list[Path]]:
+    ) -> tuple[list[str], list[Path], SpawnerWork | None]:
         """bwrap's flags for one command (all but the per-launch fds), the mount-point files bwrap will create
-        for missing protected paths, and the host files to mask in the spawner's namespace (`in_spawner`: the
-        command is forked there; else, or without that namespace, bwrap masks them). `read_only`: the workspace
-        and writable roots are bound read-only (no protected-path mounts needed, so none are left behind)."""
+        for missing protected paths, and what the spawner's namespace must hold for it (`in_spawner`: the
+        command is forked there; else, or without that namespace, None, and bwrap makes every mount itself).
+        `read_only`: the workspace and writable roots are bound read-only (no protected-path mounts needed, so
+        none are left behind)."""
         if not argv or any("\0" in arg for arg in argv):
             raise SandboxError("empty command, or an argument with a NUL byte")
         created: list[Path] = []
@@ -284,8 +296,11 @@ class BwrapSandbox:
         binds = masks.inside
         if read_only:
             binds = [*_read_only_binds(self._writable, self.workspace, self.settings.writable_roots), *binds]
-        elif protect and self.settings.mode == "workspace-write":
+        ns_binds: list[tuple[str, str, bool]] | None = None  # None: leave the namespace's protections as they are
+        if not read_only and protect and self.settings.mode == "workspace-write":
             protected, created, stand_ins = protected_args(self.workspace, self.settings.protected, empty=self._empty)
+            if in_namespace:  # paths that exist (and stand-ins) are protected there; bwrap binds over missing ones
+                protected, ns_binds = _namespace_binds(protected)
             binds += protected
             # The stand-ins inside .git mean what absence means: they stay until the session ends, which saves
             # making and removing them around every command.
@@ -296,9 +311,10 @@ class BwrapSandbox:
                 raise SandboxError(f"invalid environment variable {key!r}")
             env_args += ["--setenv", key, value]
         workdir = self.workspace / cwd if cwd is not None else self.workspace  # relative: to the workspace
-        mounts = [*self._head, *file_flags, *self._early, *self._writable, *binds, *masks.late, *self._late]
+        head = self._spawner_head if in_spawner else self._head
+        mounts = [*head, *file_flags, *self._early, *self._writable, *binds, *masks.late, *self._late]
         flags = [*mounts, *extra, "--clearenv", *env_args, "--chdir", str(workdir)]
-        return flags, created, files if in_namespace else []
+        return flags, created, SpawnerWork([str(p) for p in files], ns_binds) if in_namespace else None
 
     def _remove_leftovers_if_idle(self) -> None:
         # Unlinking a mount point detaches it in every sandbox still using it, so wait for none.
@@ -414,7 +430,7 @@ class BwrapSandbox:
             seccomp_file=seccomp_file,
         )
 
-    def _started(self, launch: Launch, masks: list[Path], *args: Any, **kwargs: Any) -> subprocess.Popen[Any]:
+    def _started(self, launch: Launch, masks: SpawnerWork | None, *args: Any, **kwargs: Any) -> subprocess.Popen[Any]:
         try:
             proc = self._popen(masks, *args, **kwargs)
         except (OSError, SandboxError) as exc:  # fork failed (the session's pids limit is exhausted), or a mask
@@ -511,6 +527,21 @@ class BwrapSandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _namespace_binds(protected: list[str]) -> tuple[list[str], list[tuple[str, str, bool]]]:
+    """Split protected_args' flags: (what bwrap still binds: /dev/null or the empty file over a missing path,
+    whose mount point only bwrap makes and removes), [(source, target, read-only)] of every path bound onto
+    itself, which the spawner's namespace holds for the session."""
+    kept: list[str] = []
+    own: list[tuple[str, str, bool]] = []
+    for i in range(0, len(protected), 3):
+        op, source, target = protected[i : i + 3]
+        if source == target:
+            own.append((source, target, op != "--bind"))
+        else:
+            kept += [op, source, target]
+    return kept, own
 
 
 def _read_only_binds(writable: list[str], workspace: Path, roots: list[Path]) -> list[str]:

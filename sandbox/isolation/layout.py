@@ -266,16 +266,28 @@ def protected_args(
     return self_binds + ro_binds, created, stand_ins
 
 
-# Missing paths inside a git directory that git itself reads when they exist: the mount point the host sees while
-# a command runs must mean what their absence means, or the user's own git breaks meanwhile (an empty `commondir`
-# is a fatal error to git; `.` names the git directory itself). Directories get an empty directory.
-_GIT_FILE_PLACEHOLDERS = {"commondir": b".\n"}
+# Missing paths inside a git directory that git itself reads when they exist: the stand-in the host sees while the
+# session lasts must mean what their absence means, or the user's own git breaks meanwhile (an empty `commondir`
+# is a fatal error to git; `.` names the git directory itself; an empty config.worktree or alternates is no
+# configuration and no other object store). Directories get an empty directory.
+_GIT_FILE_PLACEHOLDERS = {"commondir": b".\n", "config.worktree": b"", "alternates": b""}
 _GIT_DIR_PLACEHOLDERS = frozenset({"worktrees", "modules"})
+
+
+def _in_git_dir(target: Path) -> bool:
+    """`.git/<name>`, or `.git/objects/info/alternates`."""
+    if target.name == "alternates":
+        return (
+            target.parent.name == "info"
+            and target.parent.parent.name == "objects"
+            and (target.parent.parent.parent.name == ".git")
+        )
+    return target.parent.name == ".git"
 
 
 def _git_placeholder(target: Path) -> bool:
     """Create a harmless stand-in on the host for a missing git-directory entry; False if none is needed."""
-    if target.parent.name != ".git":
+    if not _in_git_dir(target):
         return False
     try:
         if target.name in _GIT_DIR_PLACEHOLDERS:

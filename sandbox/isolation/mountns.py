@@ -9,27 +9,65 @@ that view of the host and its recursive bind of `/` carries the masks along; com
 namespace they are locked in the sandbox's, which cannot unmount them. The namespace lives and dies with
 the thread (and the processes it started), so nothing is left on the host. Without root the thread cannot
 make one, and bwrap masks the files itself, command by command.
+
+Protected paths inside the workspace that exist (`.git` and the folders on the way, `.git/hooks`,
+`.git/config`, the git stand-ins) are bound there too, and checked before each command against this
+namespace's mount table (`ensure_binds`): a rename over a mount point, or its deletion, on the host (the
+user's git rewrites `.git/config` that way) detaches the mounts other namespaces have on it, and the
+protections are then made again before the next command. bwrap's recursive bind of the workspace brings
+them into each command. Only mounts over missing paths stay bwrap's (it makes and removes their mount points).
+
+The same goes for /dev: bwrap's `--dev` makes a tmpfs, binds six device nodes into it one by one (a table
+reread each) and mounts a devpts, for every command. Here that tree is made once, read-only, and each
+command binds it whole (`--dev-bind`, one reread). What differs from `--dev`: the session's commands share
+one devpts instance (a new one, not the host's: they see each other's pseudo-terminals, as they share
+their loopback), and /dev itself is read-only (/dev/shm is a private tmpfs per command all the same).
 """
 
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import os
+import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from branchwise.sandbox.base import SandboxError
 
 _CLONE_NEWNS = 0x00020000
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV = 0x1, 0x2, 0x4
-_MS_REMOUNT, _MS_BIND, _MS_REC, _MS_SLAVE = 0x20, 0x1000, 0x4000, 0x80000
+_MS_NOEXEC, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_SLAVE = 0x8, 0x20, 0x1000, 0x4000, 0x80000
 _MNT_DETACH = 0x2
 _libc = ctypes.CDLL(None, use_errno=True)
+# What bwrap's --dev puts in /dev (bwrap 0.8's setup_newroot): device nodes bound from the host, links.
+_DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+_DEV_LINKS = {"stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2",
+              "fd": "/proc/self/fd", "core": "/proc/kcore", "ptmx": "pts/ptmx"}  # fmt: skip
 
 
 def _fail(what: str) -> str:
     return f"{what}: {os.strerror(ctypes.get_errno())}"
+
+
+@dataclasses.dataclass
+class SpawnerWork:
+    """What the spawner's namespace must hold before a command is forked: host `files` masked, and the
+    workspace's protected paths bound (source, target, read-only), in order; None leaves them as they are."""
+
+    files: list[str]
+    binds: list[tuple[str, str, bool]] | None
+
+
+def _mount_points() -> list[str]:
+    """The mount points of the calling thread's namespace (thread-self: /proc/self is the main thread's)."""
+    points = []
+    for line in Path("/proc/thread-self/mountinfo").read_text().splitlines():
+        fields = line.split(" ")
+        if len(fields) > 4:  # the fifth field, with space, tab, newline and backslash octal-escaped
+            points.append(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4]))
+    return points
 
 
 class SpawnerMounts:
@@ -37,7 +75,10 @@ class SpawnerMounts:
 
     def __init__(self) -> None:
         self.active = False
+        self.dev: Path | None = None  # the prepared /dev, once made
         self._masked: set[str] = set()
+        self._binds: tuple[tuple[str, str, bool], ...] = ()  # what ensure_binds last asked for
+        self._bound: list[str] = []  # the mount points it made, in order
         self._null = Path("/dev/null").stat().st_rdev
 
     def enter(self) -> str | None:
@@ -51,7 +92,67 @@ class SpawnerMounts:
         if _libc.mount(b"none", b"/", None, _MS_REC | _MS_SLAVE, None) != 0:
             return _fail("make / a slave")
         self.active = True
+        # What the host mounts below /dev and /proc (its devpts, /dev/shm, binfmt_misc) no sandbox sees: each
+        # gets a /dev and a /proc of its own on top. Gone from here, they are not copied into every command's
+        # mount table twice (as bwrap's old root and in its new one), which every bind rereads.
+        for point in sorted(_mount_points(), reverse=True):
+            if point.startswith(("/dev/", "/proc/")):
+                _libc.umount2(point.encode(), _MNT_DETACH)
         return None
+
+    def prepare_dev(self, where: Path) -> str | None:
+        """Build the /dev every command binds, at `where` (an empty directory, seen as such outside this
+        namespace); None when done (then `dev` is set), else why not (commands keep bwrap's --dev)."""
+        if not self.active:
+            return "no mount namespace"
+        target = str(where).encode()
+        if _libc.mount(b"tmpfs", target, b"tmpfs", _MS_NOSUID | _MS_NODEV, b"mode=0755,size=1m") != 0:
+            return _fail("mount a tmpfs for /dev")
+        try:
+            for name in _DEVICES:
+                node = where / name
+                node.touch(0o644)
+                if _libc.mount(f"/dev/{name}".encode(), str(node).encode(), None, _MS_BIND, None) != 0:
+                    raise OSError(_fail(f"bind /dev/{name}"))
+            for name, to in _DEV_LINKS.items():
+                (where / name).symlink_to(to)
+            (where / "shm").mkdir(0o755)
+            (where / "pts").mkdir(0o755)
+            options = b"newinstance,ptmxmode=0666,mode=620"
+            if _libc.mount(b"devpts", str(where / "pts").encode(), b"devpts", _MS_NOSUID | _MS_NOEXEC, options) != 0:
+                raise OSError(_fail("mount a devpts"))
+            flags = _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID | _MS_NODEV
+            if _libc.mount(None, target, None, flags, None) != 0:
+                raise OSError(_fail("make /dev read-only"))
+        except OSError as exc:
+            _libc.umount2(target, _MNT_DETACH)
+            return str(exc)
+        self.dev = where
+        return None
+
+    def ensure_binds(self, binds: Sequence[tuple[str, str, bool]]) -> None:
+        """Make the workspace's protected paths what `binds` says, in order: (source, target, read-only); a
+        target that does not exist is skipped. Done again from scratch when they change, or when one of the
+        mounts made is gone from this namespace (the host deleted, replaced or moved the path: the kernel
+        detaches the mounts of another namespace then), so a protection never lapses for the session."""
+        want = tuple(binds)
+        if want == self._binds and (not self._bound or set(self._bound) <= set(_mount_points())):
+            return
+        for point in reversed(self._bound):
+            _libc.umount2(point.encode(), _MNT_DETACH)
+        self._bound, self._binds = [], ()
+        for source, target, read_only in want:
+            if not os.path.lexists(target):
+                continue
+            if _libc.mount(source.encode(), target.encode(), None, _MS_BIND, None) != 0:
+                if ctypes.get_errno() == 2:  # vanished meanwhile: nothing there to protect
+                    continue
+                raise SandboxError(_fail(f"cannot protect {target}"))
+            self._bound.append(target)
+            flags = _MS_REMOUNT | _MS_BIND | _MS_NOSUID | _MS_NODEV | (_MS_RDONLY if read_only else 0)
+            if _libc.mount(None, target.encode(), None, flags, None) != 0:
+                raise SandboxError(_fail(f"cannot make the protection of {target} read-only"))
+        self._binds = want
 
     def ensure(self, paths: Iterable[str]) -> None:
         """Make exactly `paths` (those that exist) masked, before a command is forked. A path the host has

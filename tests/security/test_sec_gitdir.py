@@ -4,6 +4,7 @@ git never looks inside a nested repository, whatever its name."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import threading
 from pathlib import Path
@@ -100,7 +101,9 @@ def test_git_stand_ins_stay_for_the_session_and_the_users_git_works_between_comm
         # points (an empty .envrc would be a file the user never made) go after each command.
         assert (git_dir / "commondir").read_text() == ".\n"
         assert (git_dir / "worktrees").is_dir() and (git_dir / "modules").is_dir()
-        assert not (repo / ".envrc").exists() and not (git_dir / "config.worktree").exists()
+        assert (git_dir / "config.worktree").read_bytes() == b""  # no configuration, as when it is missing
+        assert (git_dir / "objects" / "info" / "alternates").read_bytes() == b""  # no other object store
+        assert not (repo / ".envrc").exists()
         assert plain_git(repo, "status", "--porcelain").stdout == ""
         added = plain_git(repo, "worktree", "add", "-q", str(tmp_path / "linked"))
         assert added.returncode == 0, added.stderr
@@ -109,4 +112,28 @@ def test_git_stand_ins_stay_for_the_session_and_the_users_git_works_between_comm
     finally:
         box.close()
     assert not (git_dir / "commondir").exists() and not (git_dir / "modules").exists()
+    assert not (git_dir / "config.worktree").exists() and not (git_dir / "objects" / "info" / "alternates").exists()
     assert (git_dir / "worktrees" / "linked").is_dir()  # the user's own worktree is kept
+
+
+def test_protection_holds_when_the_users_git_rewrites_the_git_directory_mid_session(tmp_path: Path) -> None:
+    # git replaces config (and config.worktree, packed-refs...) by renaming a new file over it, and a rename over a
+    # mount point detaches the mounts of other namespaces: the session's protections must come back before the
+    # next command, however the host changed them.
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    mark = tmp_path / "mark"
+    plant = f"printf '[core]\\n\\tfsmonitor = touch {mark}\\n' >> .git/config && echo planted"
+    with BwrapSandbox(repo, SandboxSettings()) as box:
+        assert "planted" not in sh(box, plant).output
+        assert plain_git(repo, "config", "user.name", "host side").returncode == 0
+        assert plain_git(repo, "config", "--worktree", "core.x", "y").returncode in (0, 128)  # old gits refuse
+        assert "planted" not in sh(box, plant).output
+        worktree_plant = f"printf '[core]\\n\\tfsmonitor = touch {mark}\\n' >> .git/config.worktree && echo planted"
+        assert "planted" not in sh(box, worktree_plant).output
+        shutil.rmtree(repo / ".git" / "hooks")  # the user replaces the hooks folder
+        (repo / ".git" / "hooks").mkdir()
+        hook = "printf '#!/bin/sh\\ntouch x\\n' > .git/hooks/pre-commit && echo planted"
+        assert "planted" not in sh(box, hook).output
+        assert sh(box, "git config user.name").output.strip() == "host side"  # the sandbox reads the new file
+    plain_git(repo, "status")
+    assert not mark.exists()
