@@ -57,7 +57,9 @@ try:
     from branchwise.sandbox.isolation.bwrap import BwrapSandbox
 except ImportError:  # revisions before the sandbox was split into subpackages
     from branchwise.sandbox.bwrap import BwrapSandbox
+opened = time.perf_counter()
 with BwrapSandbox(Path(sys.argv[1])) as box:
+    setup = (time.perf_counter() - opened) * 1000
     for _ in range(5):
         box.run(["true"])
     times = []
@@ -68,13 +70,14 @@ with BwrapSandbox(Path(sys.argv[1])) as box:
         times.append((time.perf_counter() - start) * 1000)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
 cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000 / len(times)
-print(json.dumps([statistics.median(times), cpu]))
+print(json.dumps([statistics.median(times), cpu, setup]))
 """
 _REPO = Path(__file__).resolve().parent.parent
 
 
-def _round(checkout: Path, workspace: Path, runs: int, home: Path) -> tuple[float, float]:
-    """(median wall ms, CPU ms of the processes it started) of `true` through `checkout`'s sandbox. Without
+def _round(checkout: Path, workspace: Path, runs: int, home: Path) -> tuple[float, float, float]:
+    """(median wall ms, CPU ms of the processes it started) of `true` through `checkout`'s sandbox, and the
+    ms its session took to set up (the first of a fresh process, as a `branchwise run` has it). Without
     site (-S) the editable install of this checkout cannot answer for the other one; site-packages still gives
     the dependencies."""
     pkg = home / checkout.name
@@ -86,8 +89,8 @@ def _round(checkout: Path, workspace: Path, runs: int, home: Path) -> tuple[floa
                           capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
     if done.returncode != 0:
         raise SystemExit(f"the round in {checkout} failed: {done.stderr.strip()[-500:]}")
-    wall, cpu = json.loads(done.stdout.strip().splitlines()[-1])
-    return float(wall), float(cpu)
+    wall, cpu, setup = json.loads(done.stdout.strip().splitlines()[-1])
+    return float(wall), float(cpu), float(setup)
 
 
 def against(rev: str, runs: int, rounds: int = 9) -> dict[str, float | str]:
@@ -108,20 +111,22 @@ def against(rev: str, runs: int, rounds: int = 9) -> dict[str, float | str]:
             for step in (["init", "-q"], ["add", "a.txt"], ["-c", "user.name=b", "-c", "user.email=b@b", "commit",
                                                            "-qm", "init"]):  # fmt: skip
                 subprocess.run(["git", "-C", str(repo), *step], check=True)
-            now: list[tuple[float, float]] = []
-            then: list[tuple[float, float]] = []
+            now: list[tuple[float, float, float]] = []
+            then: list[tuple[float, float, float]] = []
             for _ in range(rounds):
                 now.append(_round(_REPO, repo, runs, home))
                 then.append(_round(base, repo, runs, home))
         finally:
             subprocess.run([*git, "worktree", "remove", "--force", str(base)], check=False)
-    n, t = (statistics.median(w for w, _ in now), statistics.median(w for w, _ in then))
-    nc, tc = (statistics.median(c for _, c in now), statistics.median(c for _, c in then))
+    n, t = (statistics.median(r[0] for r in now), statistics.median(r[0] for r in then))
+    nc, tc = (statistics.median(r[1] for r in now), statistics.median(r[1] for r in then))
+    ns, ts = (statistics.median(r[2] for r in now), statistics.median(r[2] for r in then))
     print(f"true in a git repository: this checkout {n:6.2f} ms, {rev} {t:6.2f} ms, ratio {n / t:5.2f}x; CPU of the "
-          f"processes started {nc:5.2f} against {tc:5.2f} ms, ratio {nc / tc:5.2f}x (medians of {rounds} alternating "
-          f"rounds of {runs})")  # fmt: skip
+          f"processes started {nc:5.2f} against {tc:5.2f} ms, ratio {nc / tc:5.2f}x; session setup {ns:6.1f} against "
+          f"{ts:6.1f} ms, ratio {ns / ts:5.2f}x (medians of {rounds} alternating rounds of {runs})")  # fmt: skip
     return {"rev": rev, "this_ms": round(n, 2), "rev_ms": round(t, 2), "ratio": round(n / t, 3),
-            "this_cpu_ms": round(nc, 2), "rev_cpu_ms": round(tc, 2), "cpu_ratio": round(nc / tc, 3)}  # fmt: skip
+            "this_cpu_ms": round(nc, 2), "rev_cpu_ms": round(tc, 2), "cpu_ratio": round(nc / tc, 3),
+            "this_setup_ms": round(ns, 1), "rev_setup_ms": round(ts, 1), "setup_ratio": round(ns / ts, 3)}  # fmt: skip
 
 
 def main() -> None:

@@ -41,7 +41,6 @@ from branchwise.sandbox.isolation.layout import (
     namespace_args,
     protected_args,
     remove_mount_points,
-    static_masks,
     writable_args,
 )
 from branchwise.sandbox.isolation.mountns import SpawnerMounts, SpawnerWork
@@ -147,8 +146,8 @@ class BwrapSandbox:
         self._spawner.submit(self._join_spawner).result()
         shared_net = self._keeper is not None and self._keeper.private_net
         hidden = [] if any(self.session_dir.is_relative_to(d) for d in MASKED_DIRS) else [self.session_dir]
-        self._masked = frozenset(static_masks(s, self.workspace, hidden=hidden))
         base = base_mount_args(s, self.workspace, hidden=hidden)
+        self._masked = frozenset(base.masked)
         self._head = [*namespace_args(unshare_net=s.network != "on" and not shared_net), *base.head]
         # Forked by the spawner, a command binds the /dev it made (see mountns.py); others get bwrap's own.
         self._spawner_head = self._head

@@ -2,8 +2,8 @@
 may read (a sandbox started by root reads them as root), and the host's Unix sockets.
 
 Homes are found once a minute at most; root-only files by a walk of /etc, /var, /srv, /opt, /mnt, /media and
-/boot (thousands of entries) in a background thread, again when the last walk is a minute old; sockets for every
-command (one read of /proc/net/unix).
+/boot (thousands of entries; find(1) in a process of its own, waited for by a background thread), again when the
+last walk is a minute old; sockets for every command (one read of /proc/net/unix).
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from __future__ import annotations
 import functools
 import os
 import pwd
+import shutil
 import stat
+import subprocess
 import threading
 import time
 from collections.abc import Iterable
@@ -116,9 +118,7 @@ class _Rescan:
         started = time.monotonic()
         found: list[str] = []
         try:
-            budget = [_ROOT_ONLY_MAX_ENTRIES]
-            for top in _ROOT_ONLY_TOP:
-                _walk(top, 0, found, budget)
+            found = _root_only_scan()
         finally:
             with self._lock:
                 self._found, self._taken = tuple(map(Path, found)), started
@@ -128,6 +128,46 @@ class _Rescan:
 
 
 _ROOT_ONLY = _Rescan()
+_FIND_TIMEOUT_S = 30.0
+
+
+def _root_only_scan() -> list[str]:
+    """Every root-only path under _ROOT_ONLY_TOP. By find(1), in a process of its own, when there is one: the
+    walk visits thousands of entries, and done here it would hold the interpreter lock the agent's threads (a
+    session being set up, a streamed reply) need meanwhile. Else by `_walk`, here. Always in the process's own
+    mount namespace: the sandbox spawner's has masks over these very files."""
+    _in_process_mount_namespace()
+    find = "/usr/bin/find" if Path("/usr/bin/find").exists() else shutil.which("find")
+    tops = [top for top in _ROOT_ONLY_TOP if Path(top).is_dir()]
+    if find and tops:
+        public = [arg for tree in _PUBLIC_TREES for arg in ("-o", "-path", tree)][1:]
+        argv = [find, *tops, "-mindepth", "1", "-maxdepth", str(_ROOT_ONLY_DEPTH + 1), "(", *public, ")", "-prune",
+                "-o", "-type", "l", "-prune", "-o", "-type", "s", "-prune",  # a link is judged at its target
+                "-o", "-type", "d", "!", "-perm", "-005", "-print0", "-prune",  # others may not list or enter it
+                "-o", "!", "-type", "d", "!", "-perm", "-004", "-print0"]  # fmt: skip
+        try:
+            out = subprocess.run(argv, capture_output=True, env={}, timeout=_FIND_TIMEOUT_S, check=False).stdout
+        except subprocess.TimeoutExpired as exc:  # a huge /opt: what was found so far, as the walk's budget does
+            out = exc.stdout or b""
+        except OSError:
+            out = None
+        if out is not None:
+            return [os.fsdecode(path) for path in out.split(b"\0") if path]
+    found: list[str] = []
+    budget = [_ROOT_ONLY_MAX_ENTRIES]
+    for top in _ROOT_ONLY_TOP:
+        _walk(top, 0, found, budget)
+    return found
+
+
+def _in_process_mount_namespace() -> None:
+    """Move the calling thread into the main thread's mount namespace if it is elsewhere (a thread started by
+    the sandbox spawner would be in the spawner's)."""
+    if Path("/proc/thread-self/ns/mnt").readlink() == Path("/proc/self/ns/mnt").readlink():
+        return
+    from branchwise.sandbox.isolation.mountns import join_process_namespace
+
+    join_process_namespace()
 
 
 def _walk(directory: str, depth: int, found: list[str], budget: list[int]) -> None:

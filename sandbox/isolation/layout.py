@@ -58,6 +58,7 @@ class BaseMounts:
     files: list[Path]
     early: list[str]
     late: list[str]
+    masked: list[Path]  # the static_masks among them
 
 
 def base_mount_args(settings: SandboxSettings, workspace: Path, *, hidden: list[Path]) -> BaseMounts:
@@ -71,21 +72,27 @@ def base_mount_args(settings: SandboxSettings, workspace: Path, *, hidden: list[
     early: list[str] = []
     late: list[str] = []
     files: list[Path] = []
+    dirs = tmpfs_dirs()
+    masked = static_masks(settings, workspace, hidden=hidden, tmpfs=dirs)
     # Writable (private, per command) rather than read-only: the workspace may lie inside one of them, and
     # bwrap must be able to create the folders it is mounted on.
-    for path in [*tmpfs_dirs(), *static_masks(settings, workspace, hidden=hidden)]:
+    for path in [*dirs, *masked]:
         if not path.is_dir():
             files.append(path)
             continue
         mask = mask_args(path, private_size=settings.limits.tmp_size_mb)
         (early if any(_under(r, path) or _under(path, r) for r in roots) else late).extend(mask)
-    return BaseMounts(head=head, files=files, early=early, late=[*late, "--dir", HOME_IN_SANDBOX])
+    return BaseMounts(head=head, files=files, early=early, late=[*late, "--dir", HOME_IN_SANDBOX], masked=masked)
 
 
-def static_masks(settings: SandboxSettings, workspace: Path, *, hidden: list[Path]) -> list[Path]:
-    """The paths outside the workspace that every command of a session gets masked (deny_read, `hidden`)."""
+def static_masks(
+    settings: SandboxSettings, workspace: Path, *, hidden: list[Path], tmpfs: list[Path] | None = None
+) -> list[Path]:
+    """The paths outside the workspace that every command of a session gets masked (deny_read, `hidden`), but
+    for those under a `tmpfs` mask (by default tmpfs_dirs())."""
     outside = [p for p in expand_deny_read(settings.deny_read, workspace) if not _under(p, workspace)]
-    return [path for path in [*outside, *hidden] if not any(_under(path, d) for d in tmpfs_dirs())]
+    dirs = tmpfs_dirs() if tmpfs is None else tmpfs
+    return [path for path in [*outside, *hidden] if not any(_under(path, d) for d in dirs)]
 
 
 def tmpfs_dirs() -> list[Path]:

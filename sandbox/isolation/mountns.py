@@ -36,7 +36,7 @@ from pathlib import Path
 
 from branchwise.sandbox.base import SandboxError
 
-_CLONE_NEWNS = 0x00020000
+_CLONE_NEWNS, _CLONE_FS = 0x00020000, 0x00000200
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV = 0x1, 0x2, 0x4
 _MS_NOEXEC, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_SLAVE = 0x8, 0x20, 0x1000, 0x4000, 0x80000
 _MNT_DETACH = 0x2
@@ -49,6 +49,16 @@ _DEV_LINKS = {"stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr":
 
 def _fail(what: str) -> str:
     return f"{what}: {os.strerror(ctypes.get_errno())}"
+
+
+def join_process_namespace() -> None:
+    """Move the calling thread into the mount namespace of the process's main thread."""
+    fd = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if _libc.unshare(_CLONE_FS) != 0 or _libc.setns(fd, _CLONE_NEWNS) != 0:
+            raise SandboxError(_fail("cannot join the process's mount namespace"))
+    finally:
+        os.close(fd)
 
 
 @dataclasses.dataclass

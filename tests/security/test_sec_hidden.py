@@ -194,6 +194,27 @@ def test_a_hidden_host_file_stays_hidden_when_the_host_replaces_it(workspace: Pa
         assert secret.read_text() == "hunter2 v3\n"
 
 
+@needs_root
+def test_the_root_only_scan_sees_the_host_from_any_thread(workspace: Path, outside_dir: Path) -> None:
+    # The find(1) scan and the Python walk agree; and a scan started from the sandbox's spawner thread, whose mount
+    # namespace has /dev/null over each root-only file (world-readable there), still finds them.
+    from branchwise.sandbox.isolation import hidden
+
+    (outside_dir / "service.key").write_text("hunter2\n")
+    (outside_dir / "service.key").chmod(0o600)
+    walked: list[str] = []
+    for top in hidden._ROOT_ONLY_TOP:
+        hidden._walk(top, 0, walked, [hidden._ROOT_ONLY_MAX_ENTRIES])
+    here = hidden._root_only_scan()
+    assert sorted(here) == sorted(walked) and str(outside_dir / "service.key") in here
+    if Path("/etc/shadow").exists():
+        assert "/etc/shadow" in here  # and masked in the spawner's namespace from the first command on
+    with BwrapSandbox(workspace) as box:
+        assert sh(box, "true").ok
+        there = box._spawner.submit(hidden._root_only_scan).result()
+    assert sorted(there) == sorted(here)
+
+
 def test_the_workspace_disk_quota_stops_a_command_that_fills_it(workspace: Path) -> None:
     limits = LimitSettings(workspace_mb=40)
     with BwrapSandbox(workspace, SandboxSettings(limits=limits)) as box:

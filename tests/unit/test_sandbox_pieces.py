@@ -112,14 +112,13 @@ def test_the_root_only_scan_runs_beside_commands_and_a_rescan_never_holds_one_up
     walks: list[str] = []
     release = threading.Event()
 
-    def slow_walk(directory: str, depth: int, found: list[str], budget: list[int]) -> None:
-        if directory == hidden._ROOT_ONLY_TOP[0]:
-            walks.append(directory)
-            if len(walks) > 1:
-                release.wait(10)  # a rescan that takes as long as the test wants
-            found.append(f"/secret-{len(walks)}")
+    def slow_scan() -> list[str]:
+        walks.append("scan")
+        if len(walks) > 1:
+            release.wait(10)  # a rescan that takes as long as the test wants
+        return [f"/secret-{len(walks)}"]
 
-    monkeypatch.setattr(hidden, "_walk", slow_walk)
+    monkeypatch.setattr(hidden, "_root_only_scan", slow_scan)
     scan = hidden._Rescan()
     assert scan.latest() == (1, (Path("/secret-1"),))  # the first caller waits for the first scan
     monkeypatch.setattr(hidden, "_CACHE_S", 0.0)  # from now on every result is stale
