@@ -196,9 +196,9 @@ class BwrapSandbox:
     def _spawn(self, masks: SpawnerWork | None, start: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Runs in the spawner thread: its namespace's masks and protections as `masks` says, then `start`."""
         if masks is not None:
-            self._mounts.ensure(masks.files)
             if masks.binds is not None:
                 self._mounts.ensure_binds(masks.binds)
+            self._mounts.ensure(masks.files)  # after: nothing bound may cover a mask
         return start(*args, **kwargs)
 
     def _popen(self, masks: SpawnerWork | None, *args: Any, **kwargs: Any) -> subprocess.Popen[Any]:
@@ -297,7 +297,9 @@ class BwrapSandbox:
             binds = [*_read_only_binds(self._writable, self.workspace, self.settings.writable_roots), *binds]
         ns_binds: list[tuple[str, str, bool]] | None = None  # None: leave the namespace's protections as they are
         if not read_only and protect and self.settings.mode == "workspace-write":
-            protected, created, stand_ins = protected_args(self.workspace, self.settings.protected, empty=self._empty)
+            protected, created, stand_ins = protected_args(
+                self.workspace, self.settings.protected, empty=self._empty, writable=self.settings.writable_roots
+            )
             if in_namespace:  # paths that exist (and stand-ins) are protected there; bwrap binds over missing ones
                 protected, ns_binds = _namespace_binds(protected)
             binds += protected

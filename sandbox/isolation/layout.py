@@ -16,6 +16,7 @@ import glob
 import os
 import stat
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from branchwise.sandbox.isolation.hidden import (
@@ -214,7 +215,7 @@ def writable_args(workspace: Path, settings: SandboxSettings) -> list[str]:
 
 
 def protected_args(
-    workspace: Path, protected: list[str], *, empty: str = "/dev/null"
+    workspace: Path, protected: list[str], *, empty: str = "/dev/null", writable: Sequence[Path] = ()
 ) -> tuple[list[str], list[Path], list[Path]]:
     """Binds that keep protected paths read-only, the mount-point files bwrap will create on the host, and the
     stand-ins made for missing git-directory entries (they may stay while the session lasts).
@@ -227,6 +228,10 @@ def protected_args(
     files are left alone unless the workspace is a home directory, the only place a shell reads them (each
     mount costs ~0.3 ms per command). Every directory between the workspace and a protected path is bound onto itself
     (writable) so it cannot be renamed away with the protection inside it.
+
+    A protected path reached through a symbolic link is protected where the link leads, when that is inside the
+    workspace or one of the `writable` roots; anywhere else the sandbox cannot write it, and no mount is made
+    (a bind followed out of the workspace would cover the masks there: `.git/hooks -> /etc` over /etc/shadow's).
     """
     self_binds: list[str] = []
     ro_binds: list[str] = []
@@ -244,7 +249,14 @@ def protected_args(
                 kinds[path] = None
         return kinds[path]
 
+    bases = [root, *(os.path.realpath(w) for w in writable)]
     for rel in protected:
+        root = bases[0]
+        if _through_link(root, rel, mode):
+            found = _resolved(root + "/" + rel, bases)
+            if found is None:
+                continue
+            root, rel = found
         parts = rel.split("/")
         for depth in range(1, len(parts)):
             d = root + "/" + "/".join(parts[:depth])
@@ -273,6 +285,28 @@ def protected_args(
     return self_binds + ro_binds, created, stand_ins
 
 
+def _through_link(root: str, rel: str, mode: Callable[[str], int | None]) -> bool:
+    """Whether a component of root/rel is a symbolic link (`mode` lstats, cached)."""
+    path = root
+    for part in rel.split("/"):
+        path += "/" + part
+        kind = mode(path)
+        if kind is None:
+            return False  # the rest does not exist
+        if stat.S_ISLNK(kind):
+            return True
+    return False
+
+
+def _resolved(path: str, bases: list[str]) -> tuple[str, str] | None:
+    """(base, path relative to it) of where `path` leads, when strictly inside one of `bases`; else None."""
+    real = os.path.realpath(path)
+    for base in bases:
+        if real.startswith(base.rstrip("/") + "/"):
+            return base, real[len(base.rstrip("/")) + 1 :]
+    return None
+
+
 # Missing paths inside a git directory that git itself reads when they exist: the stand-in the host sees while the
 # session lasts must mean what their absence means, or the user's own git breaks meanwhile (an empty `commondir`
 # is a fatal error to git; `.` names the git directory itself; an empty config.worktree or alternates is no
@@ -293,19 +327,24 @@ def _in_git_dir(target: Path) -> bool:
 
 
 def _git_placeholder(target: Path) -> bool:
-    """Create a harmless stand-in on the host for a missing git-directory entry; False if none is needed."""
-    if not _in_git_dir(target):
+    """Create a harmless stand-in on the host for a missing git-directory entry; False if none is needed. Made in
+    its folder as opened without following a link anywhere on the way (the sandbox may swap one in meanwhile)."""
+    if not _in_git_dir(target) or (
+        target.name not in _GIT_DIR_PLACEHOLDERS and target.name not in _GIT_FILE_PLACEHOLDERS
+    ):
+        return False
+    try:
+        folder = open_exactly(str(target.parent), os.O_DIRECTORY)
+    except OSError:
         return False
     try:
         if target.name in _GIT_DIR_PLACEHOLDERS:
-            target.mkdir(0o755)
+            os.mkdir(target.name, 0o755, dir_fd=folder)
             return True
-        content = _GIT_FILE_PLACEHOLDERS.get(target.name)
-        if content is None:
-            return False
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(target.name, flags, 0o644, dir_fd=folder)
         try:
-            os.write(fd, content)
+            os.write(fd, _GIT_FILE_PLACEHOLDERS[target.name])
         finally:
             os.close(fd)
         return True
@@ -313,6 +352,17 @@ def _git_placeholder(target: Path) -> bool:
         return True  # another command of the session holds the same stand-in
     except OSError:
         return False
+    finally:
+        os.close(folder)
+
+
+def open_exactly(path: str, flags: int = 0) -> int:
+    """An O_PATH descriptor of `path`, refused (OSError) unless the kernel reached it without following a link."""
+    fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC | flags)
+    if str(Path(f"/proc/self/fd/{fd}").readlink()) != path or stat.S_ISLNK(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path} is a link or is reached through one")
+    return fd
 
 
 def remove_mount_points(paths: list[Path]) -> None:

@@ -35,6 +35,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from branchwise.sandbox.base import SandboxError
+from branchwise.sandbox.isolation.layout import open_exactly
 
 _CLONE_NEWNS, _CLONE_FS = 0x00020000, 0x00000200
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV = 0x1, 0x2, 0x4
@@ -88,7 +89,7 @@ class SpawnerMounts:
         self.dev: Path | None = None  # the prepared /dev, once made
         self._masked: set[str] = set()
         self._binds: tuple[tuple[str, str, bool], ...] = ()  # what ensure_binds last asked for
-        self._bound: list[str] = []  # the mount points it made, in order
+        self._bound: dict[str, int] = {}  # target -> O_PATH descriptor of the mount made there, in order
         self._null = Path("/dev/null").stat().st_rdev
 
     def enter(self) -> str | None:
@@ -102,11 +103,12 @@ class SpawnerMounts:
         if _libc.mount(b"none", b"/", None, _MS_REC | _MS_SLAVE, None) != 0:
             return _fail("make / a slave")
         self.active = True
-        # What the host mounts below /dev and /proc (its devpts, /dev/shm, binfmt_misc) no sandbox sees: each
-        # gets a /dev and a /proc of its own on top. Gone from here, they are not copied into every command's
-        # mount table twice (as bwrap's old root and in its new one), which every bind rereads.
+        # What the host mounts below /dev (its devpts, /dev/shm) no sandbox sees: each gets a /dev of its own on
+        # top. Gone from here, they are not copied into every command's mount table twice (as bwrap's old root
+        # and in its new one), which every bind rereads. Below /proc they stay: where a container hides parts of
+        # /proc with mounts, the kernel refuses a new proc only while they are there, and so must bwrap.
         for point in sorted(_mount_points(), reverse=True):
-            if point.startswith(("/dev/", "/proc/")):
+            if point.startswith("/dev/"):
                 _libc.umount2(point.encode(), _MNT_DETACH)
         return None
 
@@ -142,27 +144,52 @@ class SpawnerMounts:
 
     def ensure_binds(self, binds: Sequence[tuple[str, str, bool]]) -> None:
         """Make the workspace's protected paths what `binds` says, in order: (source, target, read-only); a
-        target that does not exist is skipped. Done again from scratch when they change, or when one of the
+        target that does not exist is skipped. Done again from scratch when they change, when one of the
         mounts made is gone from this namespace (the host deleted, replaced or moved the path: the kernel
-        detaches the mounts of another namespace then), so a protection never lapses for the session."""
+        detaches the mounts of another namespace then), or when a target skipped before exists now, so a
+        protection never lapses for the session. Targets are opened without following links (a link swapped
+        in would lead the mount out of the workspace) and mounted through their descriptors."""
         want = tuple(binds)
-        if want == self._binds and (not self._bound or set(self._bound) <= set(_mount_points())):
+        if want == self._binds and self._holding(want):
             return
-        for point in reversed(self._bound):
-            _libc.umount2(point.encode(), _MNT_DETACH)
-        self._bound, self._binds = [], ()
+        for fd in reversed(self._bound.values()):
+            _libc.umount2(f"/proc/self/fd/{fd}".encode(), _MNT_DETACH)
+            os.close(fd)
+        self._bound, self._binds = {}, ()
         for source, target, read_only in want:
-            if not os.path.lexists(target):
-                continue
-            if _libc.mount(source.encode(), target.encode(), None, _MS_BIND, None) != 0:
-                if ctypes.get_errno() == 2:  # vanished meanwhile: nothing there to protect
-                    continue
-                raise SandboxError(_fail(f"cannot protect {target}"))
-            self._bound.append(target)
+            try:
+                fd = open_exactly(target)
+            except FileNotFoundError:
+                continue  # nothing there to protect (yet)
+            except OSError as exc:
+                raise SandboxError(f"cannot protect {target}: {exc}") from None
+            try:
+                if source != target:
+                    raise SandboxError(f"cannot protect {target}: not bound onto itself")
+                where = f"/proc/self/fd/{fd}".encode()
+                if _libc.mount(where, where, None, _MS_BIND | _MS_REC, None) != 0:
+                    raise SandboxError(_fail(f"cannot protect {target}"))
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)
+            mounted = open_exactly(target)  # the new mount's root: what to unmount it by
+            self._bound[target] = mounted
             flags = _MS_REMOUNT | _MS_BIND | _MS_NOSUID | _MS_NODEV | (_MS_RDONLY if read_only else 0)
-            if _libc.mount(None, target.encode(), None, flags, None) != 0:
+            if _libc.mount(None, f"/proc/self/fd/{mounted}".encode(), None, flags, None) != 0:
                 raise SandboxError(_fail(f"cannot make the protection of {target} read-only"))
         self._binds = want
+
+    def _holding(self, want: tuple[tuple[str, str, bool], ...]) -> bool:
+        """Whether every mount made is still in place and every target that was skipped is still missing."""
+        points = set(_mount_points()) if self._bound else set()
+        for _source, target, _read_only in want:
+            if target in self._bound:
+                if target not in points:
+                    return False
+            elif os.path.lexists(target):
+                return False
+        return True
 
     def ensure(self, paths: Iterable[str]) -> None:
         """Make exactly `paths` (those that exist) masked, before a command is forked. A path the host has

@@ -9,6 +9,8 @@ import subprocess
 import threading
 from pathlib import Path
 
+import pytest
+
 from branchwise.sandbox.isolation.bwrap import BwrapSandbox
 from branchwise.sandbox.settings import SandboxSettings
 from branchwise.sandbox.workspace.snapshots import ShadowGitWorkspace
@@ -137,3 +139,39 @@ def test_protection_holds_when_the_users_git_rewrites_the_git_directory_mid_sess
         assert sh(box, "git config user.name").output.strip() == "host side"  # the sandbox reads the new file
     plain_git(repo, "status")
     assert not mark.exists()
+
+
+def test_a_link_at_a_protected_path_never_leads_a_mount_out_of_the_workspace(tmp_path: Path) -> None:
+    # `.git/hooks -> /etc`: binding where the link leads would lay /etc over the masks on /etc/shadow, for every
+    # later command; and a stand-in made through `.git/objects -> elsewhere` would land outside the workspace.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for n, link in enumerate(["/etc", "../" * len((tmp_path / "ws0").parts) + "etc"]):
+        ws = tmp_path / f"ws{n}"
+        ws.mkdir()
+        with BwrapSandbox(ws, SandboxSettings()) as box:
+            assert sh(box, f"mkdir .git && ln -s {link} .git/hooks && ln -s {elsewhere} .git/objects").ok
+            for _ in range(2):
+                shadow = sh(box, "head -c 200 /etc/shadow; head -c 200 /etc/gshadow").output
+                assert "root:" not in shadow, (link, shadow)
+        assert not list(elsewhere.iterdir()), list(elsewhere.rglob("*"))
+
+
+def test_a_protection_skipped_because_its_path_was_gone_is_made_once_the_path_is_back(tmp_path: Path) -> None:
+    # A path can vanish between the caller's look at the workspace and the spawner's mount (a process of the
+    # session deleting it): the next command must find it protected, with the same protected list.
+    if os.geteuid() != 0:
+        pytest.skip("the spawner's own mount namespace needs root")
+    from branchwise.sandbox.isolation import mountns
+
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    hooks = repo / ".git" / "hooks"
+    with BwrapSandbox(repo, SandboxSettings()) as box:
+        assert sh(box, "true").ok
+        binds = [(str(hooks), str(hooks), True)]
+        shutil.rmtree(hooks)
+        box._spawner.submit(box._mounts.ensure_binds, binds).result()
+        hooks.mkdir()
+        box._spawner.submit(box._mounts.ensure_binds, binds).result()
+        assert str(hooks) in box._spawner.submit(mountns._mount_points).result()
+        assert "planted" not in sh(box, "touch .git/hooks/pre-commit && echo planted").output

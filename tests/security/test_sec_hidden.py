@@ -244,3 +244,17 @@ def test_the_same_hiding_as_an_ordinary_user(tmp_path: Path) -> None:
     connect, listing = json.loads(done.stdout.strip().splitlines()[-1])
     assert "connected" not in connect, connect
     assert listing.strip() == "0", listing
+
+
+@needs_root
+def test_parts_of_proc_a_container_hides_stay_hidden(workspace: Path) -> None:
+    # Docker and Podman hide parts of /proc with mounts over them. The spawner's own mount namespace keeps those:
+    # without them the kernel would let bwrap mount a whole new /proc with everything in it.
+    code = ("import sys; from pathlib import Path; from branchwise.sandbox.isolation.bwrap import BwrapSandbox\n"
+            f"box = BwrapSandbox(Path({str(workspace)!r}))\n"
+            "print(box.run(['/bin/sh', '-c', 'head -c 300 /proc/timer_list']).output)\nbox.close()")  # fmt: skip
+    script = f'mount --bind /dev/null /proc/timer_list && exec {sys.executable} -c "$0"'
+    done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, code],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Timer List" not in done.stdout, done.stdout
