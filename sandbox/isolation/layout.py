@@ -25,6 +25,7 @@ from branchwise.sandbox.isolation.hidden import (
     root_only_generation,
     root_only_paths,
 )
+from branchwise.sandbox.isolation.mountns import open_exactly
 from branchwise.sandbox.settings import SandboxSettings
 
 SANDBOX_UID = 1000
@@ -245,13 +246,13 @@ def protected_args(
         if path not in kinds:
             try:
                 kinds[path] = os.lstat(path).st_mode
-            except (FileNotFoundError, NotADirectoryError):  # NotADirectory: `.git` is a file in worktrees
+            except OSError:  # NotADirectory: `.git` is a file in worktrees; ELOOP: a link swapped in meanwhile
                 kinds[path] = None
         return kinds[path]
 
     bases = [root, *(os.path.realpath(w) for w in writable)]
     for rel in protected:
-        root = bases[0]
+        root, named = bases[0], Path(rel)  # `named`: what the setting names, whatever a link resolves it to
         if _through_link(root, rel, mode):
             found = _resolved(root + "/" + rel, bases)
             if found is None:
@@ -273,7 +274,7 @@ def protected_args(
             parent = mode(target.rsplit("/", 1)[0])
             if parent is not None and stat.S_ISDIR(parent) and (home_like or parts[-1] not in SHELL_RC_FILES):
                 path = Path(target)
-                if _git_placeholder(path):
+                if _git_placeholder(path, named):
                     ro_binds += ["--ro-bind", target, target]
                     stand_ins.append(path)
                 else:
@@ -300,7 +301,10 @@ def _through_link(root: str, rel: str, mode: Callable[[str], int | None]) -> boo
 
 def _resolved(path: str, bases: list[str]) -> tuple[str, str] | None:
     """(base, path relative to it) of where `path` leads, when strictly inside one of `bases`; else None."""
-    real = os.path.realpath(path)
+    try:
+        real = os.path.realpath(path)
+    except OSError:
+        return None
     for base in bases:
         if real.startswith(base.rstrip("/") + "/"):
             return base, real[len(base.rstrip("/")) + 1 :]
@@ -326,25 +330,25 @@ def _in_git_dir(target: Path) -> bool:
     return target.parent.name == ".git"
 
 
-def _git_placeholder(target: Path) -> bool:
-    """Create a harmless stand-in on the host for a missing git-directory entry; False if none is needed. Made in
-    its folder as opened without following a link anywhere on the way (the sandbox may swap one in meanwhile)."""
-    if not _in_git_dir(target) or (
-        target.name not in _GIT_DIR_PLACEHOLDERS and target.name not in _GIT_FILE_PLACEHOLDERS
-    ):
+def _git_placeholder(target: Path, named: Path) -> bool:
+    """Create a harmless stand-in on the host for a missing git-directory entry; False if none is needed. `named`
+    is the protected path as configured (`.git/commondir`), which decides: `.git` may be a link to a git
+    directory of another name. Made in its folder as opened without following a link anywhere on the way (the
+    sandbox may swap one in meanwhile)."""
+    if not _in_git_dir(named) or (named.name not in _GIT_DIR_PLACEHOLDERS and named.name not in _GIT_FILE_PLACEHOLDERS):
         return False
     try:
         folder = open_exactly(str(target.parent), os.O_DIRECTORY)
     except OSError:
         return False
     try:
-        if target.name in _GIT_DIR_PLACEHOLDERS:
+        if named.name in _GIT_DIR_PLACEHOLDERS:
             os.mkdir(target.name, 0o755, dir_fd=folder)
             return True
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = os.open(target.name, flags, 0o644, dir_fd=folder)
         try:
-            os.write(fd, _GIT_FILE_PLACEHOLDERS[target.name])
+            os.write(fd, _GIT_FILE_PLACEHOLDERS[named.name])
         finally:
             os.close(fd)
         return True
@@ -356,39 +360,38 @@ def _git_placeholder(target: Path) -> bool:
         os.close(folder)
 
 
-def open_exactly(path: str, flags: int = 0) -> int:
-    """An O_PATH descriptor of `path`, refused (OSError) unless the kernel reached it without following a link."""
-    fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC | flags)
-    if str(Path(f"/proc/self/fd/{fd}").readlink()) != path or stat.S_ISLNK(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise OSError(f"{path} is a link or is reached through one")
-    return fd
-
-
 def remove_mount_points(paths: list[Path]) -> None:
-    """Delete the mount points bwrap created for missing protected paths (empty files), and the stand-ins."""
+    """Delete the mount points bwrap created for missing protected paths (empty files), and the stand-ins: each
+    in its folder as opened without following a link (the sandbox may have made `.git` a link to elsewhere)."""
     for path in paths:
         try:
-            st = os.lstat(path)
-        except FileNotFoundError:
+            folder = open_exactly(str(path.parent), os.O_DIRECTORY)
+        except OSError:
             continue
-        if stat.S_ISDIR(st.st_mode) and path.name in _GIT_DIR_PLACEHOLDERS:
-            try:
-                path.rmdir()  # only while still empty
-            except OSError:
-                pass
-        elif stat.S_ISREG(st.st_mode) and (st.st_size == 0 or _is_stand_in(path, st)):
-            path.unlink()
+        try:
+            st = os.lstat(path.name, dir_fd=folder)
+            if stat.S_ISDIR(st.st_mode) and path.name in _GIT_DIR_PLACEHOLDERS:
+                os.rmdir(path.name, dir_fd=folder)  # only while still empty
+            elif stat.S_ISREG(st.st_mode) and (st.st_size == 0 or _is_stand_in(path.name, folder, st)):
+                os.unlink(path.name, dir_fd=folder)
+        except OSError:
+            pass
+        finally:
+            os.close(folder)
 
 
-def _is_stand_in(path: Path, st: os.stat_result) -> bool:
-    content = _GIT_FILE_PLACEHOLDERS.get(path.name)
+def _is_stand_in(name: str, folder: int, st: os.stat_result) -> bool:
+    content = _GIT_FILE_PLACEHOLDERS.get(name)
     if content is None or st.st_size != len(content):
         return False
     try:
-        return path.read_bytes() == content
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)
     except OSError:
         return False
+    try:
+        return os.read(fd, len(content) + 1) == content
+    finally:
+        os.close(fd)
 
 
 def _under(path: Path, parent: Path) -> bool:

@@ -35,7 +35,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from branchwise.sandbox.base import SandboxError
-from branchwise.sandbox.isolation.layout import open_exactly
 
 _CLONE_NEWNS, _CLONE_FS = 0x00020000, 0x00000200
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV = 0x1, 0x2, 0x4
@@ -50,6 +49,15 @@ _DEV_LINKS = {"stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr":
 
 def _fail(what: str) -> str:
     return f"{what}: {os.strerror(ctypes.get_errno())}"
+
+
+def open_exactly(path: str, flags: int = 0) -> int:
+    """An O_PATH descriptor of `path`, refused (OSError) unless the kernel reached it without following a link."""
+    fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC | flags)
+    if str(Path(f"/proc/self/fd/{fd}").readlink()) != path or stat.S_ISLNK(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path} is a link or is reached through one")
+    return fd
 
 
 def join_process_namespace() -> None:

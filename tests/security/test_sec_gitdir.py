@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,38 @@ def test_a_protection_skipped_because_its_path_was_gone_is_made_once_the_path_is
         box._spawner.submit(box._mounts.ensure_binds, binds).result()
         assert str(hooks) in box._spawner.submit(mountns._mount_points).result()
         assert "planted" not in sh(box, "touch .git/hooks/pre-commit && echo planted").output
+
+
+def test_a_git_directory_behind_a_link_of_another_name_gets_the_same_stand_ins(tmp_path: Path) -> None:
+    # `.git -> gitdir`: the stand-ins follow the configured name (.git/commondir), not where the link leads; an
+    # empty commondir would be a fatal error to every git command.
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    subprocess.run(["git", "init", "-q", "--separate-git-dir", str(ws / "gitdir"), str(ws)], check=True)
+    (ws / ".git").unlink()
+    (ws / ".git").symlink_to("gitdir")
+    with BwrapSandbox(ws, SandboxSettings()) as box:
+        done = sh(box, "echo a > a && git add a && git -c user.name=u -c user.email=u@x commit -qm a && echo committed")
+        assert "committed" in done.output, done.output
+        assert (ws / "gitdir" / "commondir").read_text() == ".\n" and (ws / "gitdir" / "worktrees").is_dir()
+        assert "planted" not in sh(box, "touch gitdir/hooks/x && echo planted").output
+        status = plain_git(ws, "status", "--porcelain")
+        assert status.returncode == 0, status.stderr
+
+
+def test_cleaning_up_never_follows_a_link_out_of_the_workspace(tmp_path: Path) -> None:
+    # A process of the session swaps `.git` for a link to elsewhere: removing the stand-ins and mount points at the
+    # end must not delete what is there.
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "commondir").write_text(".\n")
+    (victim / "config.worktree").write_bytes(b"")
+    (victim / "worktrees").mkdir()
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    with BwrapSandbox(ws, SandboxSettings()) as box:
+        box.start_background(["sh", "-c", f"sleep 1.5; mv .git g2; ln -s {victim} .git; sleep 30"])
+        assert sh(box, "mkdir .git").ok
+        assert sh(box, "true").ok  # the stand-ins are made in the new .git
+        time.sleep(2.5)  # and then .git leads elsewhere
+    assert sorted(p.name for p in victim.iterdir()) == ["commondir", "config.worktree", "worktrees"]
