@@ -87,14 +87,11 @@ def base_mount_args(settings: SandboxSettings, workspace: Path, *, hidden: list[
     return BaseMounts(head=head, files=files, early=early, late=[*late, "--dir", HOME_IN_SANDBOX], masked=masked)
 
 
-def static_masks(
-    settings: SandboxSettings, workspace: Path, *, hidden: list[Path], tmpfs: list[Path] | None = None
-) -> list[Path]:
+def static_masks(settings: SandboxSettings, workspace: Path, *, hidden: list[Path], tmpfs: list[Path]) -> list[Path]:
     """The paths outside the workspace that every command of a session gets masked (deny_read, `hidden`), but
-    for those under a `tmpfs` mask (by default tmpfs_dirs())."""
+    for those under a `tmpfs` mask."""
     outside = [p for p in expand_deny_read(settings.deny_read, workspace) if not _under(p, workspace)]
-    dirs = tmpfs_dirs() if tmpfs is None else tmpfs
-    return [path for path in [*outside, *hidden] if not any(_under(path, d) for d in dirs)]
+    return [path for path in [*outside, *hidden] if not any(_under(path, d) for d in tmpfs)]
 
 
 def tmpfs_dirs() -> list[Path]:
