@@ -61,12 +61,15 @@ class _SpawnFailed(Exception):
     """The launcher could not be forked; reported as a command result, like a shell would."""
 
 
+_NO_BWRAP = "bubblewrap is not installed ({} not found): apt-get install bubblewrap"
+
+
 @functools.cache
 def check_bwrap(bwrap: str) -> str:
     """The bwrap path, once it has been seen to create a user namespace; else SandboxUnavailable."""
     path = shutil.which(bwrap)
     if path is None:
-        raise SandboxUnavailable(f"bubblewrap is not installed ({bwrap} not found): apt-get install bubblewrap")
+        raise SandboxUnavailable(_NO_BWRAP.format(bwrap))
     probe = [path, *namespace_args(unshare_net=True), "--ro-bind", "/", "/", "--", "/bin/true"]
     try:
         done = subprocess.run(probe, env={}, capture_output=True, timeout=10)
@@ -100,7 +103,8 @@ class BwrapSandbox:
         for root in settings.writable_roots:
             if not root.is_dir():
                 raise SandboxError(f"writable root {root} is not a directory")
-        self._bwrap = check_bwrap(settings.bwrap)
+        if shutil.which(settings.bwrap) is None:  # at once; the probe of what it can do runs during the set-up
+            raise SandboxUnavailable(_NO_BWRAP.format(settings.bwrap))
         self.session_dir = Path(tempfile.mkdtemp(prefix="branchwise-sbx-"))
         self.degraded: list[str] = []
         self._closed = False
@@ -127,23 +131,39 @@ class BwrapSandbox:
             raise
 
     def _setup(self, on_egress: Callable[[EgressDecision], None] | None) -> None:
+        # The slow steps wait on processes or on the kernel, not on this interpreter, so they overlap: the bwrap
+        # probe and the cgroup join (a wait for the kernel) in the spawner thread, the keeper's start in its own
+        # process, the root-only scan in find(1), while this thread compiles the seccomp filter.
         s = self.settings
-        prefetch_root_only()  # the first command's masks need it: walk while the rest is set up
-        self._bpf = filter_bpf(self._socket_policy())
+        prefetch_root_only()  # the first command's masks need it
+        probe = self._spawner.submit(check_bwrap, s.bwrap)  # before the thread joins the cgroups
         self._cgroups = SessionCgroups(pids_max=s.limits.pids_max, memory_mb=s.limits.memory_mb)
         self.degraded += self._cgroups.degraded
         procs = [d / "cgroup.procs" for d in self._cgroups.dirs]
+        keeper_error: SandboxUnavailable | None = None
         try:
             self._keeper = SessionKeeper(
                 private_net=s.network != "on", cgroup_procs=procs, session_dir=self.session_dir
             )
         except SandboxUnavailable as exc:
+            keeper_error = exc
+        joined = self._spawner.submit(self._join_spawner)
+        self._bpf = filter_bpf(self._socket_policy())
+        self._bwrap = probe.result()  # a bwrap that cannot sandbox is the first error to report
+        if self._keeper is not None:
+            try:
+                self._keeper.wait_ready()
+            except SandboxUnavailable as exc:
+                keeper_error, self._keeper = exc, None
+        joined.result()
+        if keeper_error is not None:
             if s.network == "proxy":
-                raise
+                raise keeper_error
             lost = "no cleanup if the agent is killed"
             lost += "" if s.network == "on" else ", and every command gets its own loopback"
-            self.degraded.append(f"no session keeper ({exc}): {lost}")
-        self._spawner.submit(self._join_spawner).result()
+            self.degraded.append(f"no session keeper ({keeper_error}): {lost}")
+        elif self._keeper is not None:
+            self._spawner.submit(self._keeper.join_thread).result()
         shared_net = self._keeper is not None and self._keeper.private_net
         hidden = [] if any(self.session_dir.is_relative_to(d) for d in MASKED_DIRS) else [self.session_dir]
         base = base_mount_args(s, self.workspace, hidden=hidden)
@@ -183,11 +203,10 @@ class BwrapSandbox:
             self._start_proxy(on_egress)
 
     def _join_spawner(self) -> None:
-        """Runs in the spawner thread: join the session's cgroups and network once, for every command."""
+        """Runs in the spawner thread: join the session's cgroups and make its mount namespace, once, for every
+        command (the network comes once the keeper is ready)."""
         if self._cgroups is not None:
             self._cgroups.join_thread()
-        if self._keeper is not None:
-            self._keeper.join_thread()
         if self._mounts.enter() is None:  # when it cannot (not root), bwrap masks the files and makes /dev itself
             dev = self.session_dir / "dev"
             dev.mkdir()

@@ -66,7 +66,8 @@ shutil.rmtree(sys.argv[2], ignore_errors=True)
 
 
 class SessionKeeper:
-    """Starts the keeper; with `private_net`, commands join its network (`join_thread`, `prefix`)."""
+    """Starts the keeper (`wait_ready` waits for it); with `private_net`, commands join its network
+    (`join_thread`, `prefix`)."""
 
     def __init__(self, *, private_net: bool, cgroup_procs: list[Path], session_dir: Path) -> None:
         unshare, nsenter = shutil.which("unshare"), shutil.which("nsenter")
@@ -90,22 +91,33 @@ class SessionKeeper:
         # Its own session keeps a terminal's Ctrl-C away from it. While it is our unreaped child its pid
         # cannot be reused, so /proc/<pid>/ns/net names our namespace; if it dies, the path vanishes
         # and commands fail instead of running in another namespace.
-        self._proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env={},
-            start_new_session=True,
-        )
-        assert self._proc.stdout is not None
-        if self._proc.stdout.readline() != b"ready\n":
-            err = self._stop()
-            raise SandboxUnavailable(f"cannot start the session keeper: {err or 'no reason given'}")
+        try:
+            self._proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env={},
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise SandboxUnavailable(f"cannot start the session keeper: {exc}") from None
+        self._ready = False
         self._nsenter = str(nsenter) if nsenter else None
         if private_net and self.rootless:
             ns_paths = (f"--{ns}=/proc/{self._proc.pid}/ns/{ns}" for ns in ("user", "net"))
             self.prefix = [str(nsenter), *ns_paths, "--preserve-credentials", "--"]
+
+    def wait_ready(self) -> None:
+        """Wait for the keeper to report (its start overlaps the rest of a session's set-up); SandboxUnavailable
+        when it did not start. The namespace and the cleanup exist only once this has returned."""
+        if self._ready:
+            return
+        assert self._proc.stdout is not None
+        if self._proc.stdout.readline() != b"ready\n":
+            err = self._stop()
+            raise SandboxUnavailable(f"cannot start the session keeper: {err or 'no reason given'}")
+        self._ready = True
 
     def external_prefix(self) -> list[str]:
         """What a process we did not fork (so not born in the namespace) runs in front of bwrap to join it."""
@@ -123,6 +135,7 @@ class SessionKeeper:
         """As root: move the calling thread into the namespace (without root, commands use `prefix`)."""
         if not self.private_net or self.rootless:
             return
+        self.wait_ready()  # before that, /proc/<pid>/ns/net may still be ours, not the new namespace
         fd = os.open(f"/proc/{self._proc.pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
             if _libc.setns(fd, _CLONE_NEWNET) != 0:

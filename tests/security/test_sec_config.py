@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from contextlib import closing
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from branchwise.sandbox.base import SandboxUnavailable
+from branchwise.sandbox.isolation import keeper
 from branchwise.sandbox.isolation.bwrap import BwrapSandbox, make_sandbox
 from branchwise.sandbox.isolation.host import HostSandbox
 from branchwise.sandbox.settings import SandboxSettings
@@ -39,6 +41,32 @@ def test_bwrap_without_user_namespaces_refuses_to_start(workspace: Path, tmp_pat
     fake.chmod(0o755)
     with pytest.raises(SandboxUnavailable, match="user namespace"):
         make_sandbox(SandboxSettings(bwrap=str(fake)), workspace)
+
+
+def _children() -> set[int]:
+    return {int(pid) for task in Path("/proc/self/task").iterdir() for pid in (task / "children").read_text().split()}
+
+
+def test_a_failed_set_up_leaves_no_process_and_no_session_folder(workspace: Path, tmp_path: Path) -> None:
+    # The bwrap probe, the keeper and the cgroup join run at the same time; whichever fails, all of it is undone.
+    fake = tmp_path / "bwrap"
+    fake.write_text('#!/bin/sh\necho "bwrap: No permissions to create new namespace" >&2\nexit 1\n')
+    fake.chmod(0o755)
+    before = _children()
+    sessions = set(Path(tempfile.gettempdir()).glob("branchwise-sbx-*"))
+    with pytest.raises(SandboxUnavailable, match="user namespace"):
+        BwrapSandbox(workspace, SandboxSettings(bwrap=str(fake), network="proxy"))
+    assert _children() <= before
+    assert set(Path(tempfile.gettempdir()).glob("branchwise-sbx-*")) <= sessions
+
+
+def test_a_keeper_that_does_not_start_degrades_or_refuses(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(keeper, "_KEEPER", "import sys; sys.stderr.write('keeper broke'); sys.exit(1)")
+    with closing(BwrapSandbox(workspace, SandboxSettings(network="off"))) as sandbox:
+        assert any("no session keeper (cannot start the session keeper: keeper broke)" in d for d in sandbox.degraded)
+        assert sandbox.run(["sh", "-c", "echo ok"]).output == "ok\n"  # every command gets its own loopback
+    with pytest.raises(SandboxUnavailable, match="keeper broke"):  # the proxy needs the shared network
+        BwrapSandbox(workspace, SandboxSettings(network="proxy"))
 
 
 def test_full_access_needs_the_explicit_flag(workspace: Path) -> None:
