@@ -42,15 +42,14 @@ class CountingModel:
 
     def __init__(self, inner: Any, counter: Any) -> None:
         self.inner, self.counter = inner, counter
-        self.name, self.kind = inner.name, inner.kind
         self.prompt_tokens: list[int] = []
 
-    def query(self, messages, tools, *, n=1, temperature=None):  # type: ignore[no-untyped-def]
+    def query(self, messages, tools, **options):  # type: ignore[no-untyped-def]
         self.prompt_tokens.append(self.counter(model="gpt-4o", messages=messages))
-        return self.inner.query(messages, tools, n=n, temperature=temperature)
+        return self.inner.query(messages, tools, **options)
 
-    def describe(self) -> dict[str, Any]:
-        return self.inner.describe()
+    def __getattr__(self, name: str) -> Any:  # the rest of the Model protocol is the scripted model's
+        return getattr(self.inner, name)
 
 
 def run(condense: bool, workdir: Path, replies: Path, counter: Any) -> list[int]:
