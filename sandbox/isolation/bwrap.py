@@ -395,6 +395,8 @@ class BwrapSandbox:
                 )  # fmt: skip
                 if result.killed:
                     launch.kill_tree()
+                if self._quota:
+                    self._quota.check()  # a command that ended between two of the watchdog's checks
                 if self._quota and self._quota.trips > trips:
                     result = self._quota_result(result)
                 return result

@@ -5,7 +5,9 @@ CHECK_INTERVAL_S it asks the filesystems how much free space they lost since the
 statvfs each, nearly free); only when that exceeds the quota does it add up the disk blocks under the
 roots, and when those grew past the quota and are still growing it stops every process of the session.
 A single file is held to the quota by RLIMIT_FSIZE before it is written. Writing faster than the check
-can overshoot by what is written in one interval.
+can overshoot by what is written in one interval; each command is checked once more as it ends, so one that
+fills the disk between two checks is still reported and its session's processes stopped. Another process
+freeing space on the same filesystem at the same time can hide growth from the free-space test.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ class WorkspaceQuota:
         self.roots, self.limit = roots, limit_mb * 1024 * 1024
         self.on_exceeded = on_exceeded
         self.baseline = usage(roots)
-        self._last = self.baseline
+        # The usage at the last check that found the filesystems past the quota; None when the one before
+        # found them under it (then anything past the quota is new growth).
+        self._last: int | None = self.baseline
         self._free = {root: _free_bytes(root) for root in roots}
         self.trips = 0
         self._lock = threading.Lock()
@@ -45,8 +49,7 @@ class WorkspaceQuota:
         """Before a command starts: what is there now is not its growth (a workspace over the quota may still
         run the commands that delete files)."""
         with self._lock:
-            if self._lost() > self.limit:
-                self._last = usage(self.roots)
+            self._last = usage(self.roots) if self._lost() > self.limit else None
 
     def check(self) -> bool:
         """One check; True when the quota was exceeded (and the session's processes were stopped)."""
@@ -55,9 +58,10 @@ class WorkspaceQuota:
 
     def _check(self) -> bool:
         if self._lost() <= self.limit:
+            self._last = None
             return False
         now = usage(self.roots)
-        growing, self._last = now > self._last, now
+        growing, self._last = self._last is None or now > self._last, now
         if now - self.baseline <= self.limit or not growing:
             return False  # other writers on the same filesystem, or the agent is deleting files
         self.trips += 1
