@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -310,16 +311,30 @@ class EventBus:
         self.run_id = run_id
         self.step = 0
         self._subscribers: list[Subscriber] = []
+        self._displays: list[Subscriber] = []
         self.wants_deltas = False
         """A live view is subscribed: model calls stream and emit `model_delta` events."""
 
-    def subscribe(self, subscriber: Subscriber, *, first: bool = False) -> None:
-        """Add a subscriber; `first` puts it before the others (the trajectory must see events first)."""
+    def subscribe(self, subscriber: Subscriber, *, first: bool = False, display: bool = False) -> None:
+        """Add a subscriber; `first` puts it before the others (the trajectory must see events first).
+        A `display` only shows events: when it fails, it is dropped with a one-line notice on stderr and
+        the run goes on (its events are still recorded); any other subscriber's error is the run's."""
         self._subscribers.insert(0 if first else len(self._subscribers), subscriber)
+        if display:
+            self._displays.append(subscriber)
 
     def emit(self, event: _Event) -> None:
         event.run_id = self.run_id
         if not event.step:
             event.step = self.step
-        for subscriber in self._subscribers:
-            subscriber(event)
+        for subscriber in list(self._subscribers):
+            if not any(subscriber is d for d in self._displays):
+                subscriber(event)
+                continue
+            try:
+                subscriber(event)
+            except Exception as exc:
+                self._subscribers = [s for s in self._subscribers if s is not subscriber]
+                first = (str(exc).splitlines() or [""])[0]
+                sys.stderr.write(f"branchwise: the display stopped ({type(exc).__name__}: {first}); the run goes "
+                                 "on and its events are still saved\n")  # fmt: skip

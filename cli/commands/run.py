@@ -73,7 +73,7 @@ def build_session(options: RunOptions, out: Output) -> Session:
     check_size(workspace, loaded.config.workspace.max_files)
     sandbox = make_sandbox_for(loaded.config, workspace, full_access=options.full_access)
     bus = EventBus()
-    bus.subscribe(out.event)
+    bus.subscribe(out.event, display=True)
     try:
         # Retry notices from the model layer become warning events of the run.
         model = options.model or make_model(loaded.config, notify=lambda message: bus.emit(Warning(message=message)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any, ClassVar, TextIO
 
@@ -38,6 +39,7 @@ class Output:
         self._console: Any = None
         self.plan: list[dict[str, Any]] | None = None
         self.finished = False
+        self.out_closed = False
         Output.active = self
 
     def fail(self, message: str, exit_code: int) -> None:
@@ -45,7 +47,7 @@ class Output:
         self.error(message)
         if self.fmt == "json" and not self.finished:
             obj = {**EMPTY_RESULT, "status": "error", "exit_code": exit_code, "summary": message, "error": message}
-            print(json.dumps(obj, ensure_ascii=False), file=self.out)
+            self._write_out(json.dumps(obj, ensure_ascii=False) + "\n")
             self.finished = True
 
     @property
@@ -66,7 +68,7 @@ class Output:
         print(f"branchwise: warning: {inert(message, one_line=True)}", file=self.err)
 
     def info(self, message: str) -> None:
-        print(message, file=self.out)
+        self._write_out(message + "\n")
 
     def can_ask(self) -> bool:
         """Questions need a person: text output and a terminal on both ends."""
@@ -95,7 +97,7 @@ class Output:
 
     def data(self, obj: Any) -> None:
         """A machine-readable answer (config show --json, runs --json)."""
-        print(json.dumps(obj, indent=2, ensure_ascii=False), file=self.out)
+        self._write_out(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
     def event(self, event: Any) -> None:
         """An event subscriber."""
@@ -117,13 +119,31 @@ class Output:
             obj = result_object(finished)
             if self.plan is not None:
                 obj["plan"] = self.plan
-            print(json.dumps(obj, ensure_ascii=False), file=self.out)
+            self._write_out(json.dumps(obj, ensure_ascii=False) + "\n")
         elif self.fmt == "text":
             self._text_summary(finished)
 
     def _json_line(self, obj: dict[str, Any]) -> None:
-        self.out.write(json.dumps(obj, ensure_ascii=False) + "\n")
-        self.out.flush()
+        self._write_out(json.dumps(obj, ensure_ascii=False) + "\n")
+
+    def _write_out(self, text: str) -> None:
+        """Everything for stdout. When its reader has gone (`| head -1`), the rest is dropped with one notice on
+        stderr: the run goes on, its events are still saved, and its exit code is still the run's."""
+        if self.out_closed:
+            return
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except BrokenPipeError:
+            self.out_closed = True
+            try:  # what is still buffered goes nowhere at exit, instead of failing again there
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self.out.fileno())
+                os.close(devnull)
+            except (OSError, ValueError, AttributeError):  # not a file descriptor (a test's buffer)
+                pass
+            print("branchwise: standard output was closed; the run goes on and its events are still saved",
+                  file=self.err)  # fmt: skip
 
     # Text rendering, one method per event type; progress goes to stderr, the final summary to stdout.
 
@@ -222,7 +242,7 @@ class Output:
             else None,
             f"run: {f.run_id} (branchwise replay {f.run_id})",
         ]
-        print("\n".join(inert(line) for line in lines if line), file=self.out)
+        self._write_out("\n".join(inert(line) for line in lines if line) + "\n")
 
 
 # The final object's keys when no run took place (an error before or instead of it).

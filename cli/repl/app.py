@@ -181,9 +181,12 @@ class Repl(Approvals, Plans):
 
     def shutdown(self) -> None:
         """Stop a running task and wait for it to write its ending (the trajectory is complete)."""
+        from branchwise.agent import cancel
+
         worker = self.worker
         if worker is not None and worker.is_alive():
-            self.interrupt()
+            if not cancel.requested():  # SIGTERM and Ctrl-C have asked already
+                self.interrupt()
             worker.join(timeout=120)
 
     def busy(self) -> bool:
@@ -373,7 +376,10 @@ class Repl(Approvals, Plans):
     def invalidate(self) -> None:
         app = self.prompt.app
         if app.is_running:
-            app.invalidate()
+            try:
+                app.invalidate()
+            except (RuntimeError, AttributeError):  # the prompt ended (its loop gone) while asked: no redraw
+                pass
 
     def _columns(self) -> int:
         try:

@@ -248,3 +248,23 @@ def test_a_run_leaves_git_status_clean_apart_from_the_agents_changes(cli, exampl
     (example_repo / ".branchwise" / "config.toml").write_text("[limits]\nmax_steps = 9\n")
     status = subprocess.run(["git", "status", "--porcelain"], cwd=example_repo, capture_output=True, text=True).stdout
     assert "?? .branchwise/" in status.splitlines()  # a project config can still be committed
+
+
+@pytest.mark.parametrize("fmt", ["stream-json", "json", "text"])
+def test_a_reader_that_closes_stdout_early_loses_nothing(clean_env, example_repo, tmp_path, fmt):
+    # `branchwise run -o stream-json ... | head -1`: the run once died at the next event with exit 1, no word
+    # on stderr, and a trajectory without its ending.
+    script = write_script(tmp_path / "r.yaml", [shell("echo one"), shell("echo two"), finish("said it")])
+    argv = [str(BRANCHWISE), "run", "say it", "-m", f"scripted:{script}", "--no-plan", "-o", fmt]
+    proc = subprocess.Popen(argv, cwd=example_repo, env=clean_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    if fmt == "stream-json":
+        assert json.loads(proc.stdout.readline())["type"] == "run_started"
+    proc.stdout.close()
+    with proc.stderr:
+        err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err  # the run's own exit code: it completed
+    assert "standard output was closed; the run goes on" in err and "Traceback" not in err, err
+    (run_dir,) = (example_repo / ".branchwise" / "runs").iterdir()
+    last = read_events(run_dir / "events.jsonl")[-1]
+    assert last.type == "run_finished" and last.status == "completed"

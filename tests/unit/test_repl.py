@@ -333,3 +333,23 @@ def test_vi_mode_is_an_option(tmp_path):
 
     repl = Repl(ReplOptions(cd=tmp_path, vi=True, history=tmp_path / "h"), output=DummyOutput(), write=print)
     assert repl.prompt.editing_mode == EditingMode.VI
+
+
+def test_a_redraw_asked_for_as_the_prompt_ends_is_dropped(tmp_path):
+    # The task's thread asks for a redraw while SIGTERM ends the prompt: prompt-toolkit reads the app's loop
+    # twice and the second read found none. That once ended the task with an internal error and no ending.
+    repl, _ = _repl(make_repo(tmp_path / "r", {"a": "a"}), tmp_path)
+    app = repl.prompt.app
+
+    class EndingLoop:
+        def is_closed(self) -> bool:
+            return False
+
+        def call_soon_threadsafe(self, *args, **kwargs) -> None:
+            app.loop = None  # the prompt ends just after the first read
+
+    app._is_running, app.loop = True, EndingLoop()  # type: ignore[assignment]
+    try:
+        repl.invalidate()
+    finally:
+        app._is_running, app.loop = False, None

@@ -70,6 +70,32 @@ def test_deltas_are_not_written_to_the_trajectory(tmp_path):
     assert [e.type for e in events] == ["warning"]
 
 
+def test_a_display_that_fails_is_dropped_and_the_run_keeps_its_record(capsys):
+    bus = EventBus("r")
+    recorded: list = []
+    shown: list = []
+
+    def display(event) -> None:
+        shown.append(event)
+        raise RuntimeError("no running event loop\nsecond line")
+
+    bus.subscribe(recorded.append)
+    bus.subscribe(display, display=True)
+    bus.subscribe(lambda e: recorded.append(("after", e.type)))  # one subscribed after the display
+    for _ in range(3):
+        bus.emit(ModelDelta(text="x"))
+    assert len(shown) == 1 and len(recorded) == 6  # dropped after its first failure; the others saw every event
+    err = capsys.readouterr().err
+    assert err.count("the display stopped (RuntimeError: no running event loop)") == 1 and "second line" not in err
+
+    def recorder(event) -> None:
+        raise OSError("disk full")
+
+    bus.subscribe(recorder)  # not a display: what records the run must not fail quietly
+    with pytest.raises(OSError, match="disk full"):
+        bus.emit(ModelDelta(text="x"))
+
+
 def test_a_stop_request_raises_at_the_next_model_call():
     asker = Asker(EventBus(), Budget(Caps(), 600.0))
     cancel.request()
