@@ -310,8 +310,7 @@ class EventBus:
     def __init__(self, run_id: str = "") -> None:
         self.run_id = run_id
         self.step = 0
-        self._subscribers: list[Subscriber] = []
-        self._displays: list[Subscriber] = []
+        self._subscribers: list[tuple[Subscriber, bool]] = []  # (subscriber, whether it is only a display)
         self.wants_deltas = False
         """A live view is subscribed: model calls stream and emit `model_delta` events."""
 
@@ -319,22 +318,20 @@ class EventBus:
         """Add a subscriber; `first` puts it before the others (the trajectory must see events first).
         A `display` only shows events: when it fails, it is dropped with a one-line notice on stderr and
         the run goes on (its events are still recorded); any other subscriber's error is the run's."""
-        self._subscribers.insert(0 if first else len(self._subscribers), subscriber)
-        if display:
-            self._displays.append(subscriber)
+        self._subscribers.insert(0 if first else len(self._subscribers), (subscriber, display))
 
     def emit(self, event: _Event) -> None:
         event.run_id = self.run_id
         if not event.step:
             event.step = self.step
-        for subscriber in list(self._subscribers):
-            if not any(subscriber is d for d in self._displays):
+        for subscriber, display in self._subscribers:  # a failed display rebinds the list, not this loop's
+            if not display:
                 subscriber(event)
                 continue
             try:
                 subscriber(event)
             except Exception as exc:
-                self._subscribers = [s for s in self._subscribers if s is not subscriber]
+                self._subscribers = [pair for pair in self._subscribers if pair[0] is not subscriber]
                 first = (str(exc).splitlines() or [""])[0]
                 sys.stderr.write(f"branchwise: the display stopped ({type(exc).__name__}: {first}); the run goes "
                                  "on and its events are still saved\n")  # fmt: skip

@@ -397,8 +397,8 @@ class BwrapSandbox:
                     launch.kill_tree()
                 if self._quota:
                     self._quota.check()  # a command that ended between two of the watchdog's checks
-                if self._quota and self._quota.trips > trips:
-                    result = self._quota_result(result)
+                    if self._quota.trips > trips:
+                        result = self._quota_result(result)
                 return result
             except _SpawnFailed as exc:
                 return ExecResult(exit_code=126, output=f"branchwise sandbox: cannot start the command: {exc}")
