@@ -22,9 +22,11 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def outside():
     """A directory outside the workspace that the sandbox shows read-only (next to the servers, which it must
-    show), and that the servers are told they may write."""
+    show), and that the servers are told they may write. Others may read it: a folder only root may read is
+    hidden instead, behind an empty tmpfs (once the root-only scan has seen it, so it would depend on when)."""
     SERVERS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=SERVERS, prefix="outside-") as path:
+        Path(path).chmod(0o755)
         yield Path(path)
 
 
