@@ -600,8 +600,13 @@ _VANISHED = re.compile(r"bwrap: Can't (?:mkdir parents for|create file at|mkdir)
 
 
 def _mount_point_vanished(result: ExecResult) -> bool:
-    """bwrap refused to start because a path it was to mount over (a socket, a root-only file) is gone."""
-    match = _VANISHED.match(result.output) if result.exit_code == 1 else None
+    return result.exit_code == 1 and mount_point_vanished(result.output)
+
+
+def mount_point_vanished(output: str) -> bool:
+    """bwrap (its error first in `output`) refused to start because a path it was to mount over (a socket, a
+    root-only file) is gone: starting again, with masks made anew, is the answer."""
+    match = _VANISHED.match(output)
     return match is not None and not os.path.lexists(match.group(1))
 
 

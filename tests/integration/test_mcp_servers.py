@@ -3,6 +3,8 @@ and mcp-server-git from PyPI. The sandbox, not the server, has the last word on 
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import tempfile
 from pathlib import Path
 
@@ -11,8 +13,12 @@ import pytest
 from branchwise.agent.record.events import EventBus, PolicyDecision, ToolCall, ToolCallRecord, ToolResult
 from branchwise.agent.run.actor import Actor
 from branchwise.agent.run.gate import PolicyGate
+from branchwise.sandbox.isolation import hidden
+from branchwise.sandbox.isolation.bwrap import BwrapSandbox
 from branchwise.sandbox.policy.engine import Policy, TaintTracker
 from branchwise.sandbox.settings import PolicySettings, SandboxSettings
+from branchwise.tools.mcp.manager import McpManager
+from branchwise.tools.mcp.settings import McpSettings
 from tests.conftest import git, make_repo
 from tests.support.mcp_servers import FS_SERVER, GIT_SERVER, SERVERS, mcp_session
 
@@ -140,3 +146,35 @@ def _cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a sandbox started by root hides root-only folders")
+@pytest.mark.parametrize("late", [False, True], ids=["before-the-start", "as-bwrap-starts"])
+def test_a_hidden_folder_that_goes_away_before_a_server_starts_does_not_fail_it(tmp_path, monkeypatch, late):
+    # A folder only root may read is hidden behind a tmpfs, which bwrap can mount only where it still exists.
+    # One that went away between the server's launch being made and its start failed the start with
+    # "bwrap: Can't mkdir ...: Read-only file system" (`branchwise mcp list` failed that way in the suite).
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    gone = Path(tempfile.mkdtemp(dir=SERVERS, prefix="vanishing-"))  # mode 0700
+    monkeypatch.setattr(hidden, "_ROOT_ONLY", hidden._Rescan())  # a root-only scan that sees it
+    settings = McpSettings.model_validate({"servers": {"fs": fs_server(ws)}})
+    with BwrapSandbox(ws) as sbx:
+        manager = McpManager(settings, sbx, ws, warn=lambda _message: None)
+        try:
+            connection = manager.connection("fs")
+            assert connection is not None and str(gone) in connection.launch.argv  # masked when it was made
+            gone.rmdir()
+            if late:  # the first start still gets the command line made while it existed: bwrap fails, once
+                made, fresh = [], connection.launch.command
+
+                def rebuild() -> list[str]:
+                    made.append(1)
+                    return connection.launch.argv if len(made) == 1 else fresh()
+
+                connection.launch = dataclasses.replace(connection.launch, rebuild=rebuild)
+            assert "mcp__fs__read_text_file" in {tool.name for tool in manager.tools()}, connection.error
+        finally:
+            manager.close()
+            if gone.exists():
+                gone.rmdir()

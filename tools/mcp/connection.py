@@ -23,6 +23,7 @@ from mcp.client.session import ClientSession
 from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
+from branchwise.sandbox.isolation.bwrap import mount_point_vanished
 from branchwise.tools.mcp.launch import Launch
 from branchwise.tools.mcp.loop import LoopThread
 from branchwise.tools.mcp.settings import McpServerSettings
@@ -169,6 +170,15 @@ class ServerConnection:
     # Coroutines, on the loop thread.
 
     async def _start(self) -> Listing:
+        try:
+            return await self._start_once()
+        except McpServerError:
+            # A host folder or socket the sandbox masks went away as bwrap started: once more, masked anew.
+            if not mount_point_vanished(self.info.stderr_text()):
+                raise
+            return await self._start_once()
+
+    async def _start_once(self) -> Listing:
         self.state = "starting"
         started = time.monotonic()
         ready: asyncio.Future[Listing] = asyncio.get_running_loop().create_future()
@@ -216,7 +226,7 @@ class ServerConnection:
     def _transport(self) -> Any:
         if self.launch.url is not None:
             return _http_transport(self.launch.url, self.launch.headers)
-        return stdio_transport(self.launch.argv, env=self.launch.env, cwd=self.launch.cwd, info=self.info)
+        return stdio_transport(self.launch.command(), env=self.launch.env, cwd=self.launch.cwd, info=self.info)
 
     async def _on_message(self, message: Any) -> None:
         if isinstance(message, OversizedMessage):  # one that did not name its request: the call will time out

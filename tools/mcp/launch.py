@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +33,12 @@ class Launch:
     headers: dict[str, str] = field(default_factory=dict)
     sandboxed: bool = False
     """The server runs inside an isolating sandbox (its effects are bounded by the session's)."""
+    rebuild: Callable[[], list[str]] | None = field(default=None, compare=False, repr=False)
+    """Makes the sandboxed command line again: each start gets the host's masks of that moment."""
+
+    def command(self) -> list[str]:
+        """The argv to start now."""
+        return self.rebuild() if self.rebuild is not None else self.argv
 
     def describe(self) -> str:
         if self.url is not None:
@@ -67,12 +73,16 @@ def make_launch(
                 f'(a virtualenv or npm prefix outside {", ".join(MASKED_DIRS)}) or set sandbox = "host" for '
                 f"[mcp.servers.{name}] in your user configuration"
             )
+
+    def rebuild() -> list[str]:
+        return sandbox.command_line([command, *args], cwd=cwd, env=env)
+
     try:
-        argv = sandbox.command_line([command, *args], cwd=cwd, env=env)
+        argv = rebuild()
     except SandboxError as exc:
         raise LaunchError(str(exc)) from None
     # The launcher clears the environment itself (bwrap --clearenv), and needs no working directory.
-    return Launch(argv=argv, env={"PATH": os.defpath}, cwd="/", sandboxed=isolated)
+    return Launch(argv=argv, env={"PATH": os.defpath}, cwd="/", sandboxed=isolated, rebuild=rebuild)
 
 
 def _expand(value: str, values: Mapping[str, str], where: str) -> str:
